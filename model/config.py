@@ -1,0 +1,132 @@
+"""The one frozen configuration that flows sampler -> trainer -> checkpoint -> report.
+
+Everything needed to rebuild and retrain a model lives here, so a checkpoint that stores
+``asdict(cfg)`` beside its weights can be reloaded without the study that produced it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from model.errors import ConfigError
+
+__all__ = [
+    "CELLS",
+    "OPTIMIZERS",
+    "PRESETS",
+    "RECURRENT_INITS",
+    "SCHEDULES",
+    "TrainConfig",
+    "config_fields",
+]
+
+CELLS = ("lstm", "gru", "rnn")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+SCHEDULES = ("none", "cosine", "onecycle")
+RECURRENT_INITS = ("uniform", "orthogonal", "identity")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run (model and optimisation together)."""
+
+    cell: str = "lstm"  # which hand-written cell unrolls over the 28 rows
+    hidden_size: int = 128
+    lr: float = 1e-3  # peak learning rate (the one-cycle maximum)
+    batch_size: int = 128
+    epochs: int = 10
+    optimizer: str = "adam"
+    momentum: float = 0.9  # used by sgd and rmsprop only
+    weight_decay: float = 0.0
+    dropout: float = 0.0  # on the last hidden state, before the output layer
+    schedule: str = "none"
+    grad_clip: float = 0.0  # max global grad norm; 0 turns clipping off
+    forget_bias: float = 0.0  # added to b_f at init (1.0 is the classic trick)
+    recurrent_init: str = "uniform"  # init of the W (hidden-to-hidden) matrices
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError with one line naming the first bad field and how to fix it."""
+        _choice("cell", self.cell, CELLS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
+        _integer("hidden_size", self.hidden_size, low=1)
+        _integer("batch_size", self.batch_size, low=1)
+        _integer("epochs", self.epochs, low=1)
+        _integer("seed", self.seed, low=0)
+        _number("lr", self.lr, positive=True)
+        _number("momentum", self.momentum, low=0.0, high=1.0)
+        _number("weight_decay", self.weight_decay, low=0.0)
+        _number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        _number("grad_clip", self.grad_clip, low=0.0)
+        _number("forget_bias", self.forget_bias)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Rebuild from ``asdict`` output; unknown keys are an error, missing ones default."""
+        unknown = sorted(set(values) - set(config_fields()))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s) {', '.join(unknown)}; "
+                f"known keys: {', '.join(config_fields())}"
+            )
+        return cls(**values)
+
+    def with_overrides(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (None values are ignored, for argparse)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def config_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(TrainConfig))
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+
+
+def _integer(name: str, value: object, *, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer (got {value!r})")
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low} (got {value})")
+
+
+def _number(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    positive: bool = False,
+    high_open: bool = False,
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number (got {value!r})")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite (got {value})")
+    if positive and value <= 0:
+        raise ConfigError(f"{name} must be > 0 (got {value})")
+    if low is not None and value < low:
+        raise ConfigError(f"{name} must be >= {low} (got {value})")
+    if high is not None and (value >= high if high_open else value > high):
+        bound = f"< {high}" if high_open else f"<= {high}"
+        raise ConfigError(f"{name} must be {bound} (got {value})")
+
+
+# The lab's two reference points. "template" is the lab handout's starting script;
+# "v1" is the typical hand-tuned answer that students report as their V1.
+PRESETS: dict[str, TrainConfig] = {
+    "template": TrainConfig(hidden_size=32, lr=6e-5, batch_size=128, epochs=2, optimizer="adam"),
+    "v1": TrainConfig(hidden_size=128, lr=1e-3, batch_size=128, epochs=10, optimizer="adam"),
+}

@@ -1,0 +1,1 @@
+"""The search service: spaces, objective, studies, reports and the CLI. Uses ``model``."""

@@ -1,0 +1,62 @@
+"""Flags shared by several subcommands, and the data loading they imply."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+import torch
+
+from model.config import PRESETS, TrainConfig
+from model.data import DATA_ENV, MnistSplits, load_splits
+from model.device import DEVICES, resolve_device
+from model.errors import UserInputError
+from search.study import DEFAULT_STORAGE
+
+HELP_FORMAT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data and hardware")
+    g.add_argument("--data-root", default=None,
+                   help=f"folder holding MNIST/raw (default: ${DATA_ENV}, else ./data; downloaded if absent)")
+    g.add_argument("--val-size", type=int, default=5000,
+                   help="validation images held out of the 60k training set (stratified, seeded)")
+    g.add_argument("--subset", type=int, default=None,
+                   help="train on only N (stratified) training images, for quick runs")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="where to train; auto uses CUDA when present")
+    g.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice, all cores)")
+
+
+def add_storage_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default=DEFAULT_STORAGE,
+                   help="Optuna storage URL: SQLite file, or postgresql://user:pass@host/db for many machines")
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (--hidden-size, --lr, ...), overriding the preset."""
+    g = p.add_argument_group("hyperparameters (override the preset)")
+    for f in fields(TrainConfig):
+        kind = {"int": int, "float": float, "str": str}[str(f.type)]
+        flag = "--" + f.name.replace("_", "-")
+        preset_values = ", ".join(f"{name}: {getattr(cfg, f.name)}" for name, cfg in PRESETS.items())
+        g.add_argument(flag, dest=f.name, type=kind, default=None,
+                       help=f"default: the preset's ({preset_values})")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    base = PRESETS[args.preset]
+    return base.with_overrides(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def setup_hardware(args: argparse.Namespace) -> torch.device:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserInputError(f"--threads must be >= 1 (got {args.threads})")
+        torch.set_num_threads(args.threads)
+    return resolve_device(args.device)
+
+
+def load_data(args: argparse.Namespace, seed: int) -> MnistSplits:
+    return load_splits(args.data_root, val_size=args.val_size, subset=args.subset, seed=seed)

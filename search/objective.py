@@ -1,0 +1,80 @@
+"""The Optuna objective: trial -> config -> fit, reporting validation accuracy each epoch.
+
+The objective owns everything Optuna-specific about a training run: ``trial.report``,
+pruning, and writing what the run produced into the study (config, per-epoch curves,
+timings) so that reports and the dashboard never need to re-run a trial.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import optuna
+import torch
+
+from model.config import TrainConfig
+from model.data import MnistSplits
+from model.train import EpochStats, NonFiniteLossError, fit
+from search.space import SearchSpace
+
+__all__ = ["CURVE_ATTRS", "Objective"]
+
+# Per-epoch lists stored as trial user attrs; val_acc lives in intermediate values.
+CURVE_ATTRS = ("train_loss", "val_loss", "lr", "epoch_seconds")
+
+
+@dataclass
+class Objective:
+    space: SearchSpace
+    base: TrainConfig
+    data: MnistSplits
+    device: torch.device
+    max_steps: int | None = None  # cap on mini-batches per epoch (smoke runs)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        with warnings.catch_warnings():
+            # Optuna warns when enqueued values sit on a range's edge as "out of range";
+            # the baseline's values are checked against the space by params_of instead.
+            warnings.filterwarnings("ignore", message=r"Fixed parameter .* out of range")
+            cfg = self._config_for(trial)
+        trial.set_user_attr("config", cfg.to_dict())
+        curves: dict[str, list[float]] = {name: [] for name in CURVE_ATTRS}
+        start = time.perf_counter()
+
+        def on_epoch(stats: EpochStats) -> None:
+            for name, value in zip(CURVE_ATTRS, (stats.train_loss, stats.val_loss, stats.lr, stats.seconds)):
+                curves[name].append(float(value))
+                # Written every epoch so a killed worker still leaves its curves behind.
+                trial.set_user_attr(name, curves[name])
+            trial.report(stats.val_acc, stats.epoch)
+            if trial.should_prune():
+                trial.set_user_attr("trial_seconds", time.perf_counter() - start)
+                raise optuna.TrialPruned(
+                    f"pruned at epoch {stats.epoch} (val acc {100 * stats.val_acc:.2f}%)"
+                )
+
+        d = self.data
+        try:
+            result = fit(
+                cfg, d.train_x, d.train_y, d.val_x, d.val_y,
+                device=self.device, on_epoch=on_epoch, max_steps=self.max_steps,
+            )
+        except NonFiniteLossError as exc:
+            # Pruned rather than failed: samplers learn from pruned trials, not failed ones,
+            # so the region that diverged is sampled less.
+            trial.set_user_attr("fail_reason", str(exc))
+            trial.set_user_attr("trial_seconds", time.perf_counter() - start)
+            raise optuna.TrialPruned(str(exc)) from None
+        trial.set_user_attr("trial_seconds", time.perf_counter() - start)
+        return result.history[-1].val_acc
+
+    def _config_for(self, trial: optuna.Trial) -> TrainConfig:
+        """A sampled config, or for the enqueued baseline exactly the baseline's config."""
+        baseline = trial.user_attrs.get("baseline") and trial.study.user_attrs.get("baseline_config")
+        if not baseline:
+            return self.space.suggest(trial, self.base)
+        cfg = TrainConfig.from_dict(baseline)
+        # Record the baseline's in-space values as params so samplers learn from it.
+        return self.space.suggest(trial, cfg, only=self.space.params_of(cfg))

@@ -1,0 +1,231 @@
+"""Search space: TOML file -> validated ``SearchSpace`` -> ``TrainConfig`` from a trial.
+
+This is the only module that calls ``trial.suggest_*``. A space file has one entry per
+``TrainConfig`` field it touches; the field's type says how values are read:
+
+    cell = "lstm"                                  # fixed, not searched
+    [lr]            low = 1e-4, high = 1e-2, log = true   # float range
+    [hidden_size]   low = 32, high = 512, log = true       # int range (optional step)
+    [optimizer]     choices = ["adam", "adamw"]            # categorical
+
+Fields the file does not mention keep the base config's value. Everything is checked
+before a study is touched: every bound and choice must itself be a valid config value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import optuna
+
+from model.config import TrainConfig, config_fields
+from model.errors import ConfigError, UserInputError
+
+__all__ = [
+    "BUILTIN_SPACES",
+    "Categorical",
+    "FloatRange",
+    "IntRange",
+    "SearchSpace",
+    "SpaceError",
+    "load_space",
+    "parse_space",
+]
+
+BUILTIN_SPACES = ("default", "quick")
+_FIELD_TYPES: dict[str, type] = {
+    f.name: {"int": int, "float": float, "str": str}[str(f.type)] for f in fields(TrainConfig)
+}
+
+
+class SpaceError(UserInputError):
+    """The space file is malformed or describes values no config can take."""
+
+
+class FloatRange(NamedTuple):
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+
+class IntRange(NamedTuple):
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+
+class Categorical(NamedTuple):
+    choices: tuple[Any, ...]
+
+
+Param = FloatRange | IntRange | Categorical
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    params: dict[str, Param]  # searched, in file order
+    fixed: dict[str, Any]  # set for every trial
+    source: str = "<memory>"
+
+    def suggest(
+        self, trial: optuna.Trial, base: TrainConfig, only: Iterable[str] | None = None
+    ) -> TrainConfig:
+        """The one place a trial's values are drawn; returns a frozen config.
+
+        ``only`` restricts drawing to some parameters (the others keep ``base``'s values):
+        the V1 baseline records just those of its values that lie inside the space.
+        """
+        values: dict[str, Any] = dict(self.fixed)
+        names = set(self.params if only is None else only)
+        for name, spec in self.params.items():
+            if name not in names:
+                continue
+            if isinstance(spec, Categorical):
+                values[name] = trial.suggest_categorical(name, spec.choices)
+            elif isinstance(spec, IntRange):
+                values[name] = trial.suggest_int(name, spec.low, spec.high, step=spec.step, log=spec.log)
+            else:
+                values[name] = trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)
+        return base.with_overrides(**values)
+
+    def params_of(self, cfg: TrainConfig) -> dict[str, Any]:
+        """The searched values of a config that lie inside the space (V1 has no weight
+        decay, which a log range cannot hold), e.g. to enqueue the baseline as a trial."""
+        values = {name: getattr(cfg, name) for name in self.params}
+        return {k: v for k, v in values.items() if _contains(self.params[k], v)}
+
+    def max_epochs(self, base: TrainConfig) -> int:
+        """Largest epoch count a trial can have: the pruner's max resource."""
+        spec = self.params.get("epochs")
+        if isinstance(spec, IntRange):
+            return spec.high
+        if isinstance(spec, Categorical):
+            return max(spec.choices)
+        return int(self.fixed.get("epochs", base.epochs))
+
+    def describe(self) -> list[str]:
+        lines = [f"{k} = {v!r} (fixed)" for k, v in self.fixed.items()]
+        for k, spec in self.params.items():
+            if isinstance(spec, Categorical):
+                lines.append(f"{k} in {list(spec.choices)}")
+            else:
+                scale = " log" if spec.log else ""
+                lines.append(f"{k} in [{spec.low}, {spec.high}]{scale}")
+        return lines
+
+
+def load_space(name_or_path: str | os.PathLike[str] | None = None) -> SearchSpace:
+    """A built-in space by name (default, quick) or a TOML file by path."""
+    name = str(name_or_path) if name_or_path is not None else "default"
+    if name in BUILTIN_SPACES:
+        text = (Path(__file__).parent / "spaces" / f"{name}.toml").read_text()
+        return parse_space(text, source=f"built-in space '{name}'")
+    path = Path(name)
+    if not path.is_file():
+        raise SpaceError(
+            f"space file {path} does not exist; pass a TOML file or one of {', '.join(BUILTIN_SPACES)}"
+        )
+    return parse_space(path.read_text(), source=str(path))
+
+
+def parse_space(text: str, source: str = "<memory>") -> SearchSpace:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpaceError(f"{source} is not valid TOML: {exc}") from None
+    unknown = [k for k in raw if k not in _FIELD_TYPES]
+    if unknown:
+        raise SpaceError(
+            f"{source}: unknown parameter {unknown[0]!r}; known: {', '.join(config_fields())}"
+        )
+    params: dict[str, Param] = {}
+    fixed: dict[str, Any] = {}
+    for name, entry in raw.items():
+        where = f"{source}: {name}"
+        if isinstance(entry, dict):
+            params[name] = _parse_param(name, entry, where)
+        else:
+            fixed[name] = _check_value(name, entry, where)
+    if not params:
+        raise SpaceError(f"{source} searches nothing; give at least one range or choices table")
+    return SearchSpace(params=params, fixed=fixed, source=source)
+
+
+def _parse_param(name: str, entry: dict[str, Any], where: str) -> Param:
+    kind = _FIELD_TYPES[name]
+    if "choices" in entry:
+        _only_keys(entry, {"choices"}, where)
+        choices = entry["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise SpaceError(f"{where}: choices must be a non-empty list")
+        if len(set(map(repr, choices))) != len(choices):
+            raise SpaceError(f"{where}: choices contain duplicates")
+        return Categorical(tuple(_check_value(name, c, where) for c in choices))
+    if kind is str:
+        raise SpaceError(f"{where} is a string parameter; give choices = [...] or a fixed value")
+    _only_keys(entry, {"low", "high", "log", "step"}, where)
+    if "low" not in entry or "high" not in entry:
+        raise SpaceError(f"{where}: a range needs both low and high (or give choices = [...])")
+    low = _check_value(name, entry["low"], f"{where}.low")
+    high = _check_value(name, entry["high"], f"{where}.high")
+    log = entry.get("log", False)
+    if not isinstance(log, bool):
+        raise SpaceError(f"{where}.log must be true or false (got {log!r})")
+    if low > high:
+        raise SpaceError(f"{where}: range is inverted (low {low} > high {high}); swap them")
+    if log and low <= 0:
+        raise SpaceError(f"{where}: a log range needs low > 0 (got {low})")
+    step = entry.get("step")
+    if step is not None:
+        if log:
+            raise SpaceError(f"{where}: step cannot be combined with log = true")
+        step = _check_value(name, step, f"{where}.step")
+        if step <= 0:
+            raise SpaceError(f"{where}.step must be > 0 (got {step})")
+    if kind is int:
+        return IntRange(low, high, log, step or 1)
+    return FloatRange(float(low), float(high), log, None if step is None else float(step))
+
+
+def _check_value(name: str, value: Any, where: str) -> Any:
+    """One value must have the field's type and be a valid config value on its own."""
+    kind = _FIELD_TYPES[name]
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise SpaceError(f"{where} must be {_article(kind)} (got {value!r})")
+    if kind is float and not math.isfinite(value):
+        raise SpaceError(f"{where} must be finite (got {value})")
+    try:
+        TrainConfig().with_overrides(**{name: value})
+    except ConfigError as exc:
+        raise SpaceError(f"{where}: {exc}") from None
+    return value
+
+
+def _contains(spec: Param, value: Any) -> bool:
+    if isinstance(spec, Categorical):
+        return value in spec.choices
+    if not spec.low <= value <= spec.high:
+        return False
+    step = spec.step
+    return not step or math.isclose((value - spec.low) / step, round((value - spec.low) / step))
+
+
+def _only_keys(entry: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(entry) - allowed)
+    if extra:
+        raise SpaceError(f"{where}: unknown key {extra[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _article(kind: type) -> str:
+    return {int: "an integer", float: "a number", str: "a string"}[kind]

@@ -1,0 +1,165 @@
+"""Storage, sampler, pruner, and creating or resuming a study.
+
+Everything here is validated before the study is created, so bad input never leaves a
+half-made study behind.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from model.config import TrainConfig
+from model.errors import UserInputError
+from search.space import SearchSpace
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "PRUNERS",
+    "SAMPLERS",
+    "StudyError",
+    "create_or_resume",
+    "existing_trial_count",
+    "finished_trials",
+    "load_existing_study",
+    "make_pruner",
+    "make_sampler",
+    "open_storage",
+]
+
+DEFAULT_STORAGE = "sqlite:///studies.db"
+SAMPLERS = ("tpe", "random", "cmaes", "gp")
+PRUNERS = ("hyperband", "sha", "median", "none")
+HEARTBEAT_SECONDS = 10  # a killed worker's trial is failed and retried ~2x this later
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+class StudyError(UserInputError):
+    """Storage unreachable or malformed, unknown study, unknown sampler or pruner."""
+
+
+def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
+    """An RDB storage with a heartbeat, so trials of killed workers are failed and retried."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StudyError(
+            f"malformed storage URL {url!r}; expected e.g. {DEFAULT_STORAGE} "
+            "or postgresql://user:password@host/dbname"
+        ) from None
+    engine_kwargs = {}
+    if parsed.get_backend_name() == "sqlite":
+        # Several workers on one file: wait for the lock instead of failing at once.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    kwargs = {}
+    if heartbeat:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
+        kwargs = dict(
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=2 * HEARTBEAT_SECONDS,
+            heartbeat_stale_trial_callback=retry,
+        )
+    try:
+        with warnings.catch_warnings():
+            # Heartbeats have been "experimental" since Optuna 2.8; the warning is noise here.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot open storage {_redact(url)}: {reason}") from None
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # CMA-ES handles the numeric parameters; categorical ones fall back to TPE.
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, independent_sampler=optuna.samplers.TPESampler(seed=seed),
+            warn_independent_sampling=False,
+        )
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    raise StudyError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    """Pruners over epochs; max_epochs is the largest epoch count the space allows."""
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise StudyError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
+
+
+def create_or_resume(
+    name: str,
+    storage: optuna.storages.BaseStorage,
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+    space: SearchSpace,
+    baseline: TrainConfig,
+    settings: dict[str, object],
+) -> tuple[optuna.Study, bool]:
+    """Open study ``name`` (creating it if new). Returns (study, created).
+
+    A new study records its settings and gets the V1 baseline enqueued as trial 0, so
+    every study answers "how much better than V1?" from its own data.
+    """
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    created = name not in existing
+    study = optuna.create_study(
+        study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+        direction="maximize", load_if_exists=True,
+    )
+    if created:
+        for key, value in settings.items():
+            study.set_user_attr(key, value)
+        study.set_user_attr("baseline_config", baseline.to_dict())
+        study.enqueue_trial(space.params_of(baseline), user_attrs={"baseline": "v1"})
+    return study, created
+
+
+def load_existing_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Load a study that must exist; the error lists the ones that do."""
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
+    if name not in names:
+        known = ", ".join(names) if names else "none yet"
+        raise StudyError(f"no study named {name!r} in this storage (studies: {known})")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def existing_trial_count(storage: optuna.storages.BaseStorage, name: str) -> int:
+    """Trials a study already holds (0 if it does not exist).
+
+    Used to offset the sampler's seed on resume: a sampler reseeded with the same seed
+    would otherwise redraw the very configurations the study already tried.
+    """
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name == name:
+            return summary.n_trials
+    return 0
+
+
+def finished_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, sqlalchemy.exc.SQLAlchemyError):
+        return "<unparseable URL>"
