@@ -61,22 +61,24 @@ def load_mnist(
 
     root_path = resolve_data_root(root)
     split = "training" if train else "test"
-    try:
-        ds = MNIST(str(root_path), train=train, download=False)
-    except RuntimeError as missing:
+    prefix = "train" if train else "t10k"
+    raw = root_path / "MNIST" / "raw"
+    if not all((raw / f"{prefix}-{kind}-ubyte").is_file() for kind in ("images-idx3", "labels-idx1")):
         if not download:
-            raise DataError(_missing_message(root_path)) from missing
+            raise DataError(f"MNIST {split} files not found under {raw}; {_hint()}")
         try:
-            ds = MNIST(str(root_path), train=train, download=True)
+            MNIST(str(root_path), train=train, download=True)
         except Exception as exc:  # network errors come in many types (URLError, OSError, ...)
             raise DataError(
-                f"MNIST {split} files are not under {root_path} and downloading them failed "
+                f"MNIST {split} files are not under {raw} and downloading them failed "
                 f"({type(exc).__name__}); {_hint()}"
             ) from exc
+    try:
+        ds = MNIST(str(root_path), train=train, download=False)
     except Exception as exc:  # a truncated or corrupt idx file fails inside torchvision's parser
         raise DataError(
-            f"MNIST {split} files under {root_path / 'MNIST' / 'raw'} are corrupt or truncated "
-            f"({type(exc).__name__}: {exc}); delete them to re-download, or {_hint()}"
+            f"MNIST {split} files under {raw} are corrupt or truncated "
+            f"({type(exc).__name__}); delete them to re-download, or {_hint()}"
         ) from exc
     x, y = ds.data, ds.targets
     if x.dim() != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],) or x.shape[0] == 0:
@@ -163,10 +165,6 @@ def iterate_minibatches(
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         yield x.index_select(0, idx), y.index_select(0, idx)
-
-
-def _missing_message(root: Path) -> str:
-    return f"MNIST files not found under {root / 'MNIST' / 'raw'}; {_hint()}"
 
 
 def _hint() -> str:

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.fakes import write_fake_mnist
+
+
+@pytest.fixture(scope="session")
+def fake_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding 600 training and 200 test synthetic images."""
+    return write_fake_mnist(tmp_path_factory.mktemp("mnist"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    # Tests run on 2 shared cores; one thread each keeps them from fighting.
+    torch.set_num_threads(1)
