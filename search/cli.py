@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from model.errors import UserInputError
 from search.commands import COMMANDS
+from search.commands._common import HELP_FORMAT
 
 __all__ = ["build_parser", "main"]
 
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
         description="Hyperparameter search for a hand-written LSTM on sequential MNIST.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HELP_FORMAT,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     for module in COMMANDS:

@@ -7,13 +7,26 @@ from dataclasses import fields
 
 import torch
 
-from model.config import PRESETS, TrainConfig
+from model.config import CELLS, OPTIMIZERS, PRESETS, RECURRENT_INITS, SCHEDULES, TrainConfig
 from model.data import DATA_ENV, MnistSplits, load_splits
 from model.device import DEVICES, resolve_device
 from model.errors import UserInputError
 from search.study import DEFAULT_STORAGE
 
-HELP_FORMAT = argparse.ArgumentDefaultsHelpFormatter
+
+
+class HelpFormat(argparse.ArgumentDefaultsHelpFormatter):
+    """Show "(default: X)" only where there is a default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+HELP_FORMAT = HelpFormat
+# String fields get their allowed values as argparse choices (listed in --help).
+_CHOICES = {"cell": CELLS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "recurrent_init": RECURRENT_INITS}
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -41,7 +54,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
         kind = {"int": int, "float": float, "str": str}[str(f.type)]
         flag = "--" + f.name.replace("_", "-")
         preset_values = ", ".join(f"{name}: {getattr(cfg, f.name)}" for name, cfg in PRESETS.items())
-        g.add_argument(flag, dest=f.name, type=kind, default=None,
+        g.add_argument(flag, dest=f.name, type=kind, default=None, choices=_CHOICES.get(f.name),
                        help=f"default: the preset's ({preset_values})")
 
 
