@@ -69,14 +69,21 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     df["duration"] = df["duration"].dt.total_seconds()
     for col in ("datetime_start", "datetime_complete"):
         df[col] = df[col].map(lambda t: t.isoformat() if isinstance(t, pd.Timestamp) else None)
+    # An int param stays an int where some trials lack it (the baseline fixes epochs, so
+    # it is no param there): 6, not 6.0. Float params stay floats (grad_clip 1.0).
+    int_params = {name for t in study.get_trials(deepcopy=False) for name, dist in t.distributions.items()
+                  if isinstance(dist, optuna.distributions.IntDistribution)}
+    for name in int_params:
+        df[f"params_{name}"] = df[f"params_{name}"].astype("Int64")
     return df.rename(columns={"duration": "duration_seconds"})
 
 
 def write_table(df: pd.DataFrame, fmt: str, f: TextIO) -> None:
     if fmt == "json":
-        # Records with NaN -> null; nested lists/dicts stay JSON structures.
-        records = json.loads(df.to_json(orient="records"))
-        json.dump(records, f, indent=1)
+        # Records with missing -> null and nested lists/dicts as JSON structures; floats at
+        # full precision (DataFrame.to_json rounds to 10 digits by default).
+        records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+        json.dump(records, f, indent=1, default=_plain)
         f.write("\n")
     elif fmt == "csv":
         flat = df.copy()
@@ -86,6 +93,13 @@ def write_table(df: pd.DataFrame, fmt: str, f: TextIO) -> None:
         flat.to_csv(f, index=False)
     else:
         raise UserInputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _plain(value: object) -> object:
+    """json.dump fallback for the numpy/pandas scalars a DataFrame cell can hold."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def _safe_name(name: str) -> str:

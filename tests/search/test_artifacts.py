@@ -168,3 +168,22 @@ def test_publish_report_rejects_missing_or_empty_folder(tmp_path: Path) -> None:
         publish_report(small.study, store, tmp_path / "empty", SUMMARY)
     assert list_artifacts(small.study) == []
     assert optuna_dashboard.get_note(small.study) == ""
+
+
+@pytest.mark.slow
+def test_launch_puts_best_checkpoints_beside_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from search.cli import main
+
+    if not os.environ.get("LSTM_SEARCH_DATA"):
+        pytest.skip("needs MNIST: set LSTM_SEARCH_DATA (CI does)")
+    url = f"sqlite:///{tmp_path / 'runs' / 'studies.db'}"
+    (tmp_path / "runs").mkdir()
+    rc = main(["launch", "--study", "ckpt", "--storage", url, "--space", "quick", "--n-trials", "2",
+               "--subset", "200", "--val-size", "100", "--threads", "1", "--no-progress", "--pruner", "none"])
+    assert rc == 0, capsys.readouterr().err
+    study = optuna.load_study(study_name="ckpt", storage=url)
+    store = open_artifact_store(url)
+    assert artifact_dir_for(url) == tmp_path / "runs" / "studies.artifacts"
+    _, cfg, extra = load_checkpoint(download_best_checkpoint(study, store, tmp_path / "best.pt"))
+    assert extra["trial"] == study.best_trial.number
+    assert cfg == TrainConfig.from_dict(study.best_trial.user_attrs["config"])

@@ -8,6 +8,7 @@ Skipped only outside CI when chromium is not installed; under CI (CI=true) it mu
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import queue
 import shutil
@@ -35,9 +36,7 @@ pytestmark = pytest.mark.slow
 
 def _need_browser() -> None:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         missing.append("selenium (pip install -e '.[test]')")
     if missing and os.environ.get("CI") != "true":
         pytest.skip(f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver); "
