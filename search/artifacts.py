@@ -16,12 +16,11 @@ import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
-from optuna.artifacts._protocol import ArtifactStore
 from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
 from optuna.artifacts.exceptions import ArtifactNotFound
 from sqlalchemy.engine import make_url
@@ -32,6 +31,9 @@ from model.classifier import LSTMClassifier
 from model.config import TrainConfig
 from model.errors import UserInputError
 from search.study import StudyError
+
+if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
+    from optuna.artifacts._protocol import ArtifactStore
 
 __all__ = [
     "CHECKPOINT_ATTR",

@@ -11,15 +11,18 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import optuna
 import torch
-from optuna.artifacts._protocol import ArtifactStore
 
 from model.config import TrainConfig
 from model.data import MnistSplits
 from model.train import EpochStats, NonFiniteLossError, fit
 from search.artifacts import upload_checkpoint
+
+if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
+    from optuna.artifacts._protocol import ArtifactStore
 from search.space import SearchSpace
 
 __all__ = ["CURVE_ATTRS", "Objective"]

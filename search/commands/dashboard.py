@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import errno
 from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna_dashboard
-from optuna.artifacts._protocol import ArtifactStore
 from optuna.storages import BaseStorage
 
 from model.errors import UserInputError
@@ -21,6 +21,9 @@ from search.artifacts import add_artifacts_arg, artifact_dir_for, open_artifact_
 from search.commands._common import HELP_FORMAT, add_storage_arg
 from search.commands._existing import open_existing_storage
 from search.study import load_existing_study
+
+if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
+    from optuna.artifacts._protocol import ArtifactStore
 
 __all__ = ["make_dashboard_server", "register", "run"]
 
