@@ -7,9 +7,11 @@ timings) so that reports and the dashboard never need to re-run a trial.
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import optuna
 import torch
@@ -17,12 +19,18 @@ import torch
 from model.config import TrainConfig
 from model.data import MnistSplits
 from model.train import EpochStats, NonFiniteLossError, fit
+from search.artifacts import upload_checkpoint
+
+if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
+    from optuna.artifacts._protocol import ArtifactStore
 from search.space import SearchSpace
 
 __all__ = ["CURVE_ATTRS", "Objective"]
 
 # Per-epoch lists stored as trial user attrs; val_acc lives in intermediate values.
 CURVE_ATTRS = ("train_loss", "val_loss", "lr", "epoch_seconds")
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,6 +40,8 @@ class Objective:
     data: MnistSplits
     device: torch.device
     max_steps: int | None = None  # cap on mini-batches per epoch (smoke runs)
+    # Where a trial that beats the study's best so far uploads its checkpoint; None: nowhere.
+    artifact_store: ArtifactStore | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         with warnings.catch_warnings():
@@ -67,8 +77,16 @@ class Objective:
             trial.set_user_attr("fail_reason", str(exc))
             trial.set_user_attr("trial_seconds", time.perf_counter() - start)
             raise optuna.TrialPruned(str(exc)) from None
+        value = result.history[-1].val_acc
+        if self.artifact_store is not None and _beats_best(trial.study, value):
+            try:
+                upload_checkpoint(trial, self.artifact_store, result.model, cfg, val_acc=value)
+            except OSError as exc:
+                # A full disk must not throw away the trial's result; it just has no checkpoint.
+                trial.set_user_attr("checkpoint_error", str(exc))
+                _log.warning("trial %d: checkpoint not uploaded: %s", trial.number, exc)
         trial.set_user_attr("trial_seconds", time.perf_counter() - start)
-        return result.history[-1].val_acc
+        return value
 
     def _config_for(self, trial: optuna.Trial) -> TrainConfig:
         """A sampled config, or for the enqueued baseline exactly the baseline's config."""
@@ -78,3 +96,15 @@ class Objective:
         cfg = TrainConfig.from_dict(baseline)
         # Record the baseline's in-space values as params so samplers learn from it.
         return self.space.suggest(trial, cfg, only=self.space.params_of(cfg))
+
+
+def _beats_best(study: optuna.Study, value: float) -> bool:
+    """Whether ``value`` beats every complete trial so far (the study maximises accuracy).
+
+    Only these trials upload a checkpoint, so the best trial always has one while the
+    artifact folder stays a handful of files, not one per trial.
+    """
+    try:
+        return value > study.best_value
+    except ValueError:  # no complete trial yet
+        return True

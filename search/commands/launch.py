@@ -9,6 +9,7 @@ import optuna
 
 from model.config import PRESETS, TrainConfig
 from model.errors import UserInputError
+from search.artifacts import add_artifacts_arg, open_artifact_store
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, load_data, setup_hardware
 from search.launch import format_params, run_trials
 from search.objective import Objective
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stop when the study holds this many finished trials in total")
     p.add_argument("--timeout", type=float, default=None, help="stop starting new trials after S seconds")
     add_storage_arg(p)
+    add_artifacts_arg(p)
     p.add_argument("--space", default="default",
                    help=f"search space: a TOML file or a built-in name ({', '.join(BUILTIN_SPACES)})")
     p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler")
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print("data: ok; dry run, nothing written")
         return 0
     data = load_data(args, seed=args.seed)
+    store = open_artifact_store(args.storage, args.artifacts)  # before the study: a bad folder writes nothing
     storage = open_storage(args.storage)
     sampler = make_sampler(args.sampler, args.seed + existing_trial_count(storage, args.study))
     settings = {
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(("created" if created else "resuming") + f" study {args.study!r} in {args.storage} "
           f"({len(data.train_y)} train / {len(data.val_y)} validation images, device {device})")
-    objective = Objective(space=space, base=base, data=data, device=device)
+    objective = Objective(space=space, base=base, data=data, device=device, artifact_store=store)
     summary = run_trials(study, objective, args.n_trials, timeout=args.timeout, progress=not args.no_progress)
     print(f"finished {summary.ran} trial(s) in {summary.seconds:.0f}s; study holds {summary.complete} complete, "
           f"{summary.pruned} pruned, {summary.failed} failed")

@@ -1,0 +1,107 @@
+"""`lstm-search export`: a study's trials table as CSV or JSON (via pandas).
+
+One row per trial: number, state, value (validation accuracy), start/end, duration in
+seconds, the sampled params (``params_*``), validation accuracy per epoch
+(``val_acc_epoch_N``, from the intermediate values) and the user attrs (``user_attrs_*``:
+config, per-epoch curves, timings). Lists and dicts stay nested in JSON and are written
+as JSON text in CSV cells, so both files load back without guessing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import optuna
+import pandas as pd
+
+from model.errors import UserInputError
+from search.commands._common import HELP_FORMAT, add_storage_arg
+from search.commands._existing import open_existing_study
+
+__all__ = ["FORMATS", "register", "run", "trials_table", "write_table"]
+
+FORMATS = ("csv", "json")
+_ATTRS = ("number", "state", "value", "datetime_start", "datetime_complete", "duration",
+          "params", "intermediate_values", "user_attrs")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="write a study's trials table as CSV or JSON",
+        description="Write one row per trial (params, accuracy per epoch, user attrs) for "
+        "analysis elsewhere.", formatter_class=HELP_FORMAT,
+    )
+    p.add_argument("--study", required=True, help="study name")
+    add_storage_arg(p)
+    p.add_argument("--format", choices=FORMATS, default="csv", help="file format")
+    p.add_argument("--out", default=None,
+                   help="output file, '-' for stdout (default: reports/<study>/trials.<format>)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    study = open_existing_study(args.storage, args.study)
+    table = trials_table(study)
+    if args.out == "-":
+        write_table(table, args.format, sys.stdout)
+        return 0
+    out = Path(args.out) if args.out else Path("reports") / _safe_name(args.study) / f"trials.{args.format}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8", newline="") as f:
+            write_table(table, args.format, f)
+    except OSError as exc:
+        raise UserInputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {len(table)} trials of {args.study!r} to {out}")
+    return 0
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    df = study.trials_dataframe(attrs=_ATTRS)
+    if df.empty:
+        return pd.DataFrame(columns=["number", "state", "value"])
+    df = df.rename(columns=lambda c: re.sub(r"^intermediate_values_(\d+)$", r"val_acc_epoch_\1", c))
+    df["duration"] = df["duration"].dt.total_seconds()
+    for col in ("datetime_start", "datetime_complete"):
+        df[col] = df[col].map(lambda t: t.isoformat() if isinstance(t, pd.Timestamp) else None)
+    # An int param stays an int where some trials lack it (the baseline fixes epochs, so
+    # it is no param there): 6, not 6.0. Float params stay floats (grad_clip 1.0).
+    int_params = {name for t in study.get_trials(deepcopy=False) for name, dist in t.distributions.items()
+                  if isinstance(dist, optuna.distributions.IntDistribution)}
+    for name in int_params:
+        df[f"params_{name}"] = df[f"params_{name}"].astype("Int64")
+    return df.rename(columns={"duration": "duration_seconds"})
+
+
+def write_table(df: pd.DataFrame, fmt: str, f: TextIO) -> None:
+    if fmt == "json":
+        # Records with missing -> null and nested lists/dicts as JSON structures; floats at
+        # full precision (DataFrame.to_json rounds to 10 digits by default).
+        records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+        json.dump(records, f, indent=1, default=_plain)
+        f.write("\n")
+    elif fmt == "csv":
+        flat = df.copy()
+        for col in flat.columns:
+            if flat[col].map(lambda v: isinstance(v, (list, dict))).any():
+                flat[col] = flat[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+        flat.to_csv(f, index=False)
+    else:
+        raise UserInputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _plain(value: object) -> object:
+    """json.dump fallback for the numpy/pandas scalars a DataFrame cell can hold."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _safe_name(name: str) -> str:
+    # A study name is free text; as a folder name it must not climb out of reports/.
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "study"
