@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from dash_study import BEST_NUMBER, SUMMARY, make_small_study
+from tests.search.dash_study import BEST_NUMBER, SUMMARY, make_small_study
 from optuna.artifacts import FileSystemArtifactStore
 
 import optuna_dashboard

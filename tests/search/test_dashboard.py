@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dash_study import BEST_NUMBER, STUDY, SmallStudy, make_small_study
+from tests.search.dash_study import BEST_NUMBER, STUDY, SmallStudy, make_small_study
 from optuna.artifacts import FileSystemArtifactStore
 
 from search.cli import main

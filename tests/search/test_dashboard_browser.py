@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dash_study import BEST_NUMBER, STUDY, SmallStudy, make_small_study
+from tests.search.dash_study import BEST_NUMBER, STUDY, SmallStudy, make_small_study
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

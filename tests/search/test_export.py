@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dash_study import BEST_NUMBER, STUDY, TRIALS, SmallStudy, make_small_study
+from tests.search.dash_study import BEST_NUMBER, STUDY, TRIALS, SmallStudy, make_small_study
 
 from search.cli import main
 
