@@ -20,10 +20,10 @@ from model.config import TrainConfig
 from model.data import MnistSplits
 from model.train import EpochStats, NonFiniteLossError, fit
 from search.artifacts import upload_checkpoint
+from search.space import SearchSpace
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
     from optuna.artifacts._protocol import ArtifactStore
-from search.space import SearchSpace
 
 __all__ = ["CURVE_ATTRS", "Objective"]
 
