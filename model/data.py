@@ -64,6 +64,10 @@ def load_mnist(
     try:
         ds = MNIST(str(root_path), train=train, download=False)
     except RuntimeError as missing:
+        # torchvision raises RuntimeError both for absent files and for files it cannot
+        # parse; only absent ones are worth a download attempt.
+        if _raw_files_present(root_path):
+            raise DataError(_corrupt_message(root_path, split, missing)) from missing
         if not download:
             raise DataError(_missing_message(root_path)) from missing
         try:
@@ -74,10 +78,7 @@ def load_mnist(
                 f"({type(exc).__name__}); {_hint()}"
             ) from exc
     except Exception as exc:  # a truncated or corrupt idx file fails inside torchvision's parser
-        raise DataError(
-            f"MNIST {split} files under {root_path / 'MNIST' / 'raw'} are corrupt or truncated "
-            f"({type(exc).__name__}: {exc}); delete them to re-download, or {_hint()}"
-        ) from exc
+        raise DataError(_corrupt_message(root_path, split, exc)) from exc
     x, y = ds.data, ds.targets
     if x.dim() != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],) or x.shape[0] == 0:
         raise DataError(
@@ -163,6 +164,21 @@ def iterate_minibatches(
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         yield x.index_select(0, idx), y.index_select(0, idx)
+
+
+_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _raw_files_present(root: Path) -> bool:
+    return all((root / "MNIST" / "raw" / name).is_file() for name in _RAW_FILES)
+
+
+def _corrupt_message(root: Path, split: str, exc: BaseException) -> str:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (
+        f"MNIST {split} files under {root / 'MNIST' / 'raw'} are corrupt or truncated "
+        f"({type(exc).__name__}{': ' + detail if detail else ''}); delete them to re-download, or {_hint()}"
+    )
 
 
 def _missing_message(root: Path) -> str:
