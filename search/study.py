@@ -6,6 +6,8 @@ half-made study behind.
 
 from __future__ import annotations
 
+import re
+import time
 import warnings
 
 import optuna
@@ -38,6 +40,8 @@ DEFAULT_STORAGE = "sqlite:///studies.db"
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 PRUNERS = ("hyperband", "sha", "median", "none")
 HEARTBEAT_SECONDS = 10  # a killed worker's trial is failed and retried ~2x this later
+_SCHEMA_ATTEMPTS = 5
+_SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint|duplicate key|database is locked", re.IGNORECASE)
 _WORKER_SEED_STRIDE = 1_000_003  # a prime far above any study's trial count
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -76,18 +80,34 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
             heartbeat_stale_trial_callback=retry,
         )
     try:
-        with warnings.catch_warnings():
-            # Heartbeats have been "experimental" since Optuna 2.8; the warning is noise here.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        return _create_rdb(url, engine_kwargs, kwargs)
     except ImportError as exc:
         raise StudyError(
             f"cannot open storage {_redact(url)}: the {backend} driver is not installed "
-            f"({exc}); for PostgreSQL run: pip install psycopg2-binary"
+            f"({exc}); for PostgreSQL run: pip install 'lstm-search[postgres]' (or 'psycopg[binary]')"
         ) from None
     except (SQLAlchemyError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"cannot open storage {_redact(url)}: {reason}") from None
+
+
+def _create_rdb(url: str, engine_kwargs: dict[str, object], kwargs: dict[str, object]) -> RDBStorage:
+    """RDBStorage, retried when workers started together race to create the schema.
+
+    On a fresh database each process creates Optuna's tables; a loser sees "table already
+    exists" or a duplicate alembic version row, and on retry finds the finished schema.
+    """
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                # Heartbeats have been "experimental" since Optuna 2.8; the warning is noise here.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except SQLAlchemyError as exc:
+            if attempt + 1 == _SCHEMA_ATTEMPTS or not _SCHEMA_RACE.search(str(exc)):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
