@@ -110,7 +110,8 @@ def run_workers(args: argparse.Namespace, plan: WorkerPlan, study: optuna.Study,
 
     def start(index: int) -> None:
         child = argparse.Namespace(**vars(args))
-        child.workers, child.worker_index, child.threads = "1", index, plan.threads
+        # Indexes continue from this command's own, so machines given 0, 10, 20... stay apart.
+        child.workers, child.worker_index, child.threads = "1", args.worker_index + index, plan.threads
         child.no_progress, child.resume, child.spawned = True, True, True
         proc = ctx.Process(target=_worker_main, args=(child,), name=f"lstm-search-worker-{index}")
         proc.start()
