@@ -6,8 +6,14 @@ same command resumes an interrupted study to N in total and workers share one ta
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import optuna
@@ -17,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from search.objective import Objective
-from search.study import FINISHED, finished_trials
+from search.study import FINISHED, finished_trials, sweep_stale_trials
 
 __all__ = ["RunSummary", "format_params", "run_trials"]
 
@@ -60,15 +66,17 @@ def run_trials(
 
     try:
         if before < n_trials:
-            study.optimize(
-                objective,
-                timeout=timeout,
-                callbacks=[MaxTrialsCallback(n_trials, states=FINISHED), on_trial],
-                catch=(MemoryError, torch.OutOfMemoryError),
-                gc_after_trial=True,
-            )
+            with _one_interrupt(write):
+                study.optimize(
+                    _Recorded(objective),
+                    timeout=timeout,
+                    callbacks=[MaxTrialsCallback(n_trials, states=FINISHED), on_trial],
+                    catch=(MemoryError, torch.OutOfMemoryError),
+                    gc_after_trial=True,
+                )
     finally:
         bar.close()
+    sweep_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     best = _best_trial(study)
     return RunSummary(
@@ -80,6 +88,60 @@ def run_trials(
         best_value=None if best is None else best.value,
         best_number=None if best is None else best.number,
     )
+
+
+class _Recorded:
+    """The objective, noting which worker runs each trial and why Ctrl-C failed one.
+
+    ``worker`` (host:pid) says which process or machine to look at when a trial fails.
+    Optuna itself records an interrupted trial as FAIL before re-raising; the note tells a
+    reader of the study that the failure says nothing about the configuration.
+    """
+
+    def __init__(self, objective: Callable[[optuna.Trial], float]) -> None:
+        self.objective = objective
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", self.worker)
+        try:
+            return self.objective(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C); not a property of the config")
+            raise
+
+
+@contextmanager
+def _one_interrupt(write: Callable[[str], None]) -> Iterator[None]:
+    """The first Ctrl-C interrupts the trial; further ones are ignored while the trial is
+    recorded, so a double press cannot leave it RUNNING. (A hung database still yields to
+    SIGKILL/SIGTERM, and the heartbeat then fails the trial.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal pressed
+        if pressed:
+            write("still recording the interrupted trial; stopping in a moment")
+            return
+        pressed = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    optimize_log = logging.getLogger("optuna.study._optimize")
+    optimize_log.addFilter(_no_interrupt_traceback)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        optimize_log.removeFilter(_no_interrupt_traceback)
+
+
+def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
+    """Optuna logs an interrupted trial as failed, with a traceback; Ctrl-C is not a bug."""
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
 
 
 def describe_trial(trial: FrozenTrial) -> str:

@@ -6,6 +6,8 @@ half-made study behind.
 
 from __future__ import annotations
 
+import re
+import time
 import warnings
 
 import optuna
@@ -30,12 +32,17 @@ __all__ = [
     "make_pruner",
     "make_sampler",
     "open_storage",
+    "sampler_seed",
+    "sweep_stale_trials",
 ]
 
 DEFAULT_STORAGE = "sqlite:///studies.db"
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 PRUNERS = ("hyperband", "sha", "median", "none")
 HEARTBEAT_SECONDS = 10  # a killed worker's trial is failed and retried ~2x this later
+_SCHEMA_ATTEMPTS = 5
+_SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint|duplicate key|database is locked", re.IGNORECASE)
+_WORKER_SEED_STRIDE = 1_000_003  # a prime far above any study's trial count
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
@@ -52,10 +59,16 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
             f"malformed storage URL {url!r}; expected e.g. {DEFAULT_STORAGE} "
             "or postgresql://user:password@host/dbname"
         ) from None
-    engine_kwargs = {}
-    if parsed.get_backend_name() == "sqlite":
+    engine_kwargs: dict[str, object] = {}
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         # Several workers on one file: wait for the lock instead of failing at once.
         engine_kwargs["connect_args"] = {"timeout": 60}
+    elif backend == "postgresql":
+        # An unreachable host should fail in seconds, not after the OS's TCP timeout;
+        # pool_pre_ping replaces connections a server restart or idle timeout has closed.
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+        engine_kwargs["pool_pre_ping"] = True
     kwargs = {}
     if heartbeat:
         with warnings.catch_warnings():
@@ -67,13 +80,34 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
             heartbeat_stale_trial_callback=retry,
         )
     try:
-        with warnings.catch_warnings():
-            # Heartbeats have been "experimental" since Optuna 2.8; the warning is noise here.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        return _create_rdb(url, engine_kwargs, kwargs)
+    except ImportError as exc:
+        raise StudyError(
+            f"cannot open storage {_redact(url)}: the {backend} driver is not installed "
+            f"({exc}); for PostgreSQL run: pip install 'lstm-search[postgres]' (or 'psycopg[binary]')"
+        ) from None
+    except (SQLAlchemyError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"cannot open storage {_redact(url)}: {reason}") from None
+
+
+def _create_rdb(url: str, engine_kwargs: dict[str, object], kwargs: dict[str, object]) -> RDBStorage:
+    """RDBStorage, retried when workers started together race to create the schema.
+
+    On a fresh database each process creates Optuna's tables; a loser sees "table already
+    exists" or a duplicate alembic version row, and on retry finds the finished schema.
+    """
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                # Heartbeats have been "experimental" since Optuna 2.8; the warning is noise here.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except SQLAlchemyError as exc:
+            if attempt + 1 == _SCHEMA_ATTEMPTS or not _SCHEMA_RACE.search(str(exc)):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -119,12 +153,14 @@ def create_or_resume(
     A new study records its settings and gets the V1 baseline enqueued as trial 0, so
     every study answers "how much better than V1?" from its own data.
     """
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    created = name not in existing
-    study = optuna.create_study(
-        study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-        direction="maximize", load_if_exists=True,
-    )
+    # Creating through the storage tells exactly one of several workers started at the
+    # same moment that it made the study, so the baseline is enqueued once, not K times.
+    try:
+        storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], name)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        created = False
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     if created:
         for key, value in settings.items():
             study.set_user_attr(key, value)
@@ -152,6 +188,27 @@ def existing_trial_count(storage: optuna.storages.BaseStorage, name: str) -> int
         if summary.study_name == name:
             return summary.n_trials
     return 0
+
+
+def sampler_seed(seed: int, existing_trials: int, worker_index: int = 0) -> int:
+    """The sampler's seed for one process joining a study.
+
+    Offset by the trials the study already holds (a resumed sampler must not redraw the
+    configurations it tried) and by the worker index (K workers started together see the
+    same count and would otherwise draw identical configurations).
+    """
+    return seed + existing_trials + _WORKER_SEED_STRIDE * worker_index
+
+
+def sweep_stale_trials(study: optuna.Study) -> None:
+    """Fail (and, through the retry callback, re-queue) trials whose worker stopped beating.
+
+    Optuna does this only when a worker starts a trial; calling it when a run ends too means
+    a trial killed near the end is not left RUNNING if its grace period has already passed.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def finished_trials(study: optuna.Study) -> int:

@@ -1,0 +1,113 @@
+"""Fixtures for the worker, crash, PostgreSQL and bad-input tests: tiny fake MNIST, tiny
+search spaces, and helpers to run ``lstm-search launch`` as real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.search.fake_mnist import write_fake_mnist
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Trials of well under a second: many of them exercise the storage, not the CPU.
+TINY_SPACE = """
+[hidden_size]
+low = 8
+high = 16
+[lr]
+low = 1e-3
+high = 1e-2
+log = true
+[batch_size]
+choices = [32, 64]
+[epochs]
+low = 1
+high = 2
+"""
+
+# Trials of a few seconds with an epoch reported every fraction of a second, so a test
+# can kill or interrupt a worker in the middle of one.
+SLOW_SPACE = """
+epochs = 8
+batch_size = 16
+[hidden_size]
+low = 16
+high = 24
+[lr]
+low = 1e-3
+high = 1e-2
+log = true
+"""
+
+
+@pytest.fixture(scope="session")
+def fake_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fake_mnist(tmp_path_factory.mktemp("mnist"), n_train=300, n_test=50)
+
+
+@pytest.fixture(scope="session")
+def tiny_space(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("spaces") / "tiny.toml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+@pytest.fixture(scope="session")
+def slow_space(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("spaces") / "slow.toml"
+    path.write_text(SLOW_SPACE)
+    return path
+
+
+def launch_args(study: str, n_trials: int, storage: str, space: Path, root: Path, *extra: str) -> list[str]:
+    """``launch`` arguments for a tiny study (50 validation images, no pruning)."""
+    return [
+        "launch", "--study", study, "--n-trials", str(n_trials), "--storage", storage,
+        "--space", str(space), "--data-root", str(root), "--val-size", "50", "--pruner", "none",
+        "--no-progress", *extra,
+    ]
+
+
+def start_cli(args: list[str], **kwargs: object) -> subprocess.Popen[str]:
+    """``lstm-search ARGS`` as a separate process running this checkout's code."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen(
+        [sys.executable, "-m", "search.cli", *args], env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs,
+    )
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, poll: float = 0.1) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def running_trial_with_epoch(storage: str, study: str, pid: int | None = None) -> optuna.trial.FrozenTrial | None:
+    """A RUNNING trial (of process ``pid``, if given) that has reported at least one epoch."""
+    try:
+        trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    except KeyError:  # the study is not created yet
+        return None
+    for t in trials:
+        if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values:
+            if pid is None or str(t.user_attrs.get("worker", "")).endswith(f":{pid}"):
+                return t
+    return None
+
+
+def states(storage: str, study: str) -> dict[str, int]:
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    return {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}

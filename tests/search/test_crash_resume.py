@@ -1,0 +1,137 @@
+"""Crashes: a SIGKILLed worker's trial is failed and re-run; Ctrl-C records the running
+trial and the same command resumes; a diverging trial is pruned with its reason."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from tests.search.conftest import launch_args, running_trial_with_epoch, start_cli, states, wait_for
+from model.config import TrainConfig
+from model.data import MnistSplits
+from search.launch import run_trials
+from search.objective import Objective
+from search.space import parse_space
+from search.study import HEARTBEAT_SECONDS, open_storage
+
+GRACE = 2 * HEARTBEAT_SECONDS
+
+
+def kill_one_of_two_workers(storage: str, space: Path, root: Path, n_trials: int) -> dict[str, float]:
+    """Two hand-started workers; SIGKILL one in the middle of a trial; the other finishes.
+
+    Returns the measured delays (seconds after the kill) for the report in the caller.
+    Shared by the SQLite and PostgreSQL tests.
+    """
+    study = "killed"
+    args = launch_args(study, n_trials, storage, space, root, "--workers", "1", "--threads", "1")
+    victim = start_cli([*args, "--worker-index", "0"])
+    survivor = start_cli([*args, "--worker-index", "1"])
+    try:
+        trial = wait_for(lambda: running_trial_with_epoch(storage, study, victim.pid), 120,
+                         "the victim to report an epoch", poll=0.2)
+        victim.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        victim.wait(10)
+        out, _ = survivor.communicate(timeout=300)
+    finally:
+        for proc in (victim, survivor):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert survivor.returncode == 0, out
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    dead = by_number[trial.number]
+    assert dead.state == optuna.trial.TrialState.FAIL, "the killed worker's trial was not failed"
+    failed_after = dead.datetime_complete.timestamp() - killed_at
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
+    assert len(retries) == 1, "the killed trial was not re-queued exactly once"
+    retry = retries[0]
+    assert retry.params == dead.params
+    assert retry.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED), \
+        f"the retry was not run by the surviving worker: {retry.state.name}"
+    retried_after = retry.datetime_start.timestamp() - killed_at
+    # Failed once the heartbeat is GRACE old and the survivor starts its next trial (a few s).
+    assert failed_after < GRACE + 15, f"stale trial failed only {failed_after:.0f}s after the kill"
+    count = states(storage, study)
+    assert count["COMPLETE"] + count["PRUNED"] >= n_trials
+    assert count["RUNNING"] == 0 and count["WAITING"] == 0
+    assert count["FAIL"] == 1
+    return {"failed_after": failed_after, "retried_after": retried_after}
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_trial_is_failed_and_rerun(tmp_path: Path, slow_space: Path, fake_root: Path) -> None:
+    delays = kill_one_of_two_workers(f"sqlite:///{tmp_path / 'studies.db'}", slow_space, fake_root, n_trials=12)
+    print(f"SQLite: killed trial failed {delays['failed_after']:.1f}s and re-run "
+          f"{delays['retried_after']:.1f}s after SIGKILL (grace period {GRACE}s)")
+
+
+@pytest.mark.slow
+def test_ctrl_c_records_the_trial_and_the_same_command_resumes(
+    tmp_path: Path, slow_space: Path, fake_root: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = launch_args("interrupted", 3, storage, slow_space, fake_root, "--workers", "1", "--threads", "1")
+    proc = start_cli(args)
+    try:
+        trial = wait_for(lambda: running_trial_with_epoch(storage, "interrupted"), 120, "an epoch", poll=0.2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out
+    assert "run the same command again to resume" in out
+    stopped = optuna.load_study(study_name="interrupted", storage=storage).trials[trial.number]
+    assert stopped.state == optuna.trial.TrialState.FAIL
+    assert "interrupted" in stopped.user_attrs["fail_reason"]
+    assert states(storage, "interrupted")["RUNNING"] == 0
+
+    again = start_cli(args)
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    count = states(storage, "interrupted")
+    assert count["COMPLETE"] + count["PRUNED"] == 3  # N in total, not N more
+    assert count["RUNNING"] == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_parent_stops_every_worker(tmp_path: Path, slow_space: Path, fake_root: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    proc = start_cli(launch_args("parent", 50, storage, slow_space, fake_root, "--workers", "2"))
+    try:
+        wait_for(lambda: running_trial_with_epoch(storage, "parent"), 120, "an epoch", poll=0.2)
+        proc.send_signal(signal.SIGINT)  # only the parent: the workers are in their own group
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    count = states(storage, "parent")
+    assert count["RUNNING"] == 0, out
+    assert count["FAIL"] >= 1  # the interrupted trials are recorded, not lost
+
+
+def test_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(tmp_path: Path) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(120, 28, 28, generator=gen), torch.randint(0, 10, (120,), generator=gen)
+    data = MnistSplits(x[:100], y[:100], x[100:], y[100:])
+    space = parse_space('optimizer = "sgd"\nmomentum = 0.0\n[lr]\nlow = 1e-3\nhigh = 1e38\nlog = true\n')
+    base = TrainConfig(hidden_size=8, batch_size=25, epochs=1)
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), direction="maximize")
+    study.enqueue_trial({"lr": 1e38})  # overflows the weights: the loss becomes inf
+    study.enqueue_trial({"lr": 1e-2})
+    summary = run_trials(study, Objective(space, base, data, torch.device("cpu")), 2, progress=False)
+    diverged, healthy = study.trials
+    assert diverged.state == optuna.trial.TrialState.PRUNED
+    assert "inf" in diverged.user_attrs["fail_reason"] or "nan" in diverged.user_attrs["fail_reason"]
+    assert healthy.state == optuna.trial.TrialState.COMPLETE
+    assert summary.pruned == 1 and summary.complete == 1 and summary.failed == 0

@@ -1,0 +1,106 @@
+"""Several workers on one study: `launch --workers K`, copies started by hand, and the
+plan that picks K and the threads from cores and memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+import search.workers as workers
+from tests.search.conftest import launch_args, start_cli, states
+from model.config import PRESETS, TrainConfig
+from model.errors import UserInputError
+from search.space import parse_space
+from search.study import create_or_resume, make_pruner, make_sampler, open_storage, sampler_seed
+
+SPACE = parse_space("[hidden_size]\nlow = 8\nhigh = 256\n[batch_size]\nchoices = [32, 512]\n")
+CPU = torch.device("cpu")
+GB = 2**30
+
+
+@pytest.mark.slow
+def test_four_workers_share_one_sqlite_file_without_lock_errors(
+    tmp_path: Path, tiny_space: Path, fake_root: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    proc = start_cli(launch_args("shared", 40, storage, tiny_space, fake_root, "--workers", "4"))
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert "database is locked" not in out.lower()
+    assert "Traceback" not in out
+    count = states(storage, "shared")
+    assert count["COMPLETE"] + count["PRUNED"] >= 40
+    assert count["FAIL"] == 0 and count["RUNNING"] == 0 and count["WAITING"] == 0
+    trials = optuna.load_study(study_name="shared", storage=storage).trials
+    assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1  # enqueued once, by the parent
+    assert len({t.user_attrs["worker"] for t in trials}) == 4  # every worker took trials
+    assert len({tuple(sorted(t.params.items())) for t in trials}) > len(trials) // 2
+
+
+@pytest.mark.slow
+def test_copies_started_by_hand_cooperate(tmp_path: Path, tiny_space: Path, fake_root: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = launch_args("by-hand", 10, storage, tiny_space, fake_root, "--workers", "1", "--threads", "1")
+    procs = [start_cli([*args, "--worker-index", str(i)]) for i in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    count = states(storage, "by-hand")
+    assert count["COMPLETE"] + count["PRUNED"] >= 10 and count["FAIL"] == 0 and count["RUNNING"] == 0
+    trials = optuna.load_study(study_name="by-hand", storage=storage).trials
+    assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
+
+
+def test_the_study_is_created_and_the_baseline_enqueued_once(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=False)
+    space = parse_space("[lr]\nlow = 1e-4\nhigh = 1e-2\nlog = true\n")
+    opened = [
+        create_or_resume("s", storage, make_sampler("tpe", 0), make_pruner("none", 1), space,
+                         PRESETS["v1"], {"seed": 0})
+        for _ in range(3)
+    ]
+    assert [created for _, created in opened] == [True, False, False]
+    assert len(opened[0][0].get_trials(states=(optuna.trial.TrialState.WAITING,))) == 1
+
+
+def test_workers_get_different_sampler_seeds() -> None:
+    seeds = {sampler_seed(0, 5, index) for index in range(8)}
+    assert len(seeds) == 8
+    assert sampler_seed(0, 5, 0) == 5  # one process keeps the plain resume offset
+    draws = {make_sampler("random", s).sample_independent(
+        optuna.create_study(), optuna.trial.FrozenTrial(0, optuna.trial.TrialState.RUNNING, None,
+                                                        None, None, {}, {}, {}, {}, {}, 0),
+        "x", optuna.distributions.FloatDistribution(0, 1)) for s in seeds}
+    assert len(draws) == 8
+
+
+def test_auto_workers_are_limited_by_cores_and_by_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = TrainConfig()
+    monkeypatch.setattr(workers, "available_cores", lambda: 8)
+    monkeypatch.setattr(workers, "available_memory", lambda device="cpu": 64 * GB)
+    plan = workers.plan_workers("auto", None, SPACE, base, 60_000, CPU)
+    assert (plan.workers, plan.threads) == (8, 1)
+    per_worker = plan.per_worker_bytes
+    monkeypatch.setattr(workers, "available_memory", lambda device="cpu": 3 * per_worker + 1)
+    plan = workers.plan_workers("auto", None, SPACE, base, 60_000, CPU)
+    assert (plan.workers, plan.threads) == (3, 2)  # 8 cores // 3 workers
+    assert workers.plan_workers("2", 1, SPACE, base, 60_000, CPU).threads == 1
+    with pytest.raises(UserInputError, match="use --workers 3 or fewer"):
+        workers.plan_workers("4", None, SPACE, base, 60_000, CPU)
+
+
+def test_a_space_whose_largest_trial_cannot_fit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "available_memory", lambda device="cpu": 2 * GB)
+    big = parse_space("[hidden_size]\nlow = 8\nhigh = 8192\n")
+    with pytest.raises(UserInputError, match="hidden_size 8192"):
+        workers.plan_workers("auto", None, big, TrainConfig(), 60_000, CPU)
+    assert workers.largest_config(SPACE, TrainConfig()).hidden_size == 256
+    assert workers.largest_config(SPACE, TrainConfig()).batch_size == 512
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "many"])
+def test_bad_worker_counts_are_refused(text: str) -> None:
+    with pytest.raises(UserInputError, match="--workers"):
+        workers.plan_workers(text, None, SPACE, TrainConfig(), 60_000, CPU)
