@@ -1,5 +1,5 @@
 """One module per subcommand, each with ``register(subparsers)`` setting ``run``."""
 
-from search.commands import launch, train
+from search.commands import compare_cells, launch, report, train
 
-COMMANDS = (launch, train)
+COMMANDS = (launch, train, report, compare_cells)
