@@ -133,7 +133,7 @@ def _cells(c: ReportContent) -> list[str]:
         f"with the same config and budget: hidden size {cfg.hidden_size}, {cfg.epochs} epoch(s), "
         f"batch size {cfg.batch_size}, {tables.format_value('optimizer', cfg.optimizer)} at lr "
         f"{cfg.lr:.3g}, {tables.format_value('schedule', cfg.schedule)} schedule, seed {cfg.seed}; "
-        "only the cell differs. Scored once on the 10,000 test images.", "",
+        "only the cell differs. Each scored once on the test set.", "",
         tables.to_markdown(tables.cells_table(results)), "",
     ]
     best = max(results, key=lambda r: r.test_acc)

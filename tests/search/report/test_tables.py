@@ -91,3 +91,22 @@ def test_fanova_needs_a_few_complete_trials() -> None:
     study = optuna.create_study(direction="maximize")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert fanova_importances(study) == []
+
+
+def test_epoch_table_puts_runs_side_by_side_and_leaves_the_shorter_blank() -> None:
+    from search.report.retrain import FinalRun
+    from search.report.tables import epochs_table
+
+    def run(n: int, acc0: float) -> FinalRun:
+        rows = [{"epoch": e, "train_loss": 1 / e, "test_loss": 0.5 / e, "test_acc": acc0 + e / 100,
+                 "lr": 1e-3, "seconds": 1.0} for e in range(1, n + 1)]
+        return FinalRun({}, rows, rows[-1]["test_acc"], "", 100, 1.0)
+
+    table = epochs_table(run(3, 0.9), run(2, 0.95))
+    assert list(table.columns) == ["epoch", "V1 train loss", "V1 test loss", "V1 test acc", "V1 lr",
+                                   "V2 train loss", "V2 test loss", "V2 test acc", "V2 lr"]
+    assert table.values.tolist() == [
+        [1, "1.0000", "0.5000", "91.00%", "1.00e-03", "1.0000", "0.5000", "96.00%", "1.00e-03"],
+        [2, "0.5000", "0.2500", "92.00%", "1.00e-03", "0.5000", "0.2500", "97.00%", "1.00e-03"],
+        [3, "0.3333", "0.1667", "93.00%", "1.00e-03", "", "", "", ""],
+    ]
