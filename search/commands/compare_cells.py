@@ -11,10 +11,6 @@ from model.config import CELLS
 from model.device import DEVICES
 from model.errors import UserInputError
 from search.commands._common import HELP_FORMAT, add_storage_arg, setup_hardware
-from search.report.cells import compare_cells, store_comparison
-from search.report.collect import best_config, config_from_choice, resolve_baseline
-from search.report.retrain import load_final_data
-from search.report.tables import cells_table, to_markdown
 from search.study import load_existing_study, open_storage
 
 
@@ -44,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # pandas and the report package only when this command runs, not at every CLI start.
+    from search.report.cells import compare_cells, store_comparison
+    from search.report.collect import best_config, config_from_choice, resolve_baseline
+    from search.report.retrain import load_final_data
+    from search.report.tables import cells_table, to_markdown
+
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     bad = [c for c in cells if c not in CELLS]
     if not cells or bad:

@@ -11,7 +11,6 @@ import optuna
 from model.device import DEVICES
 from model.errors import UserInputError
 from search.commands._common import HELP_FORMAT, add_storage_arg, setup_hardware
-from search.report import write_report
 from search.study import load_existing_study, open_storage
 
 
@@ -41,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from search.report import write_report  # matplotlib and pandas: only when reporting
+
     if args.subset is not None and not 0 < args.subset <= 60_000:
         raise UserInputError(f"--subset must be between 1 and 60000 (got {args.subset})")
     device = setup_hardware(args)
