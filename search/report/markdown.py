@@ -135,6 +135,9 @@ def _cells(c: ReportContent) -> list[str]:
         f"{cfg.lr:.3g}, {tables.format_value('schedule', cfg.schedule)} schedule, seed {cfg.seed}; "
         "only the cell differs. Each scored once on the test set.", "",
         tables.to_markdown(tables.cells_table(results)), "",
+        "Seconds per epoch are wall time (training plus scoring the test set) on the machine "
+        "that ran `compare-cells`; the cells ran one after another, so a busy shared machine "
+        "can skew their ratio.", "",
     ]
     best = max(results, key=lambda r: r.test_acc)
     rnn = next((r for r in results if r.cell == "rnn"), None)
