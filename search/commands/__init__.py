@@ -1,5 +1,5 @@
 """One module per subcommand, each with ``register(subparsers)`` setting ``run``."""
 
-from search.commands import dashboard, export, launch, train
+from search.commands import compare_cells, dashboard, export, launch, report, train
 
-COMMANDS = (launch, train, dashboard, export)
+COMMANDS = (launch, train, report, compare_cells, dashboard, export)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.search.conftest import launch_args, start_cli, states
-from test_crash_resume import kill_one_of_two_workers
+from tests.search.test_crash_resume import kill_one_of_two_workers
 
 
 def _pg_bin() -> Path | None:

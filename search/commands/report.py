@@ -1,0 +1,57 @@
+"""`lstm-search report`: write reports/NAME/report.md, its figures and trials.csv."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import optuna
+
+from model.device import DEVICES
+from model.errors import UserInputError
+from search.commands._common import HELP_FORMAT, add_storage_arg, setup_hardware
+from search.study import load_existing_study, open_storage
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="write a markdown report of a study (V1 vs V2, test accuracy, figures)",
+        description="Retrain V1 (the baseline) and V2 (the best trial) once on the training "
+        "images, score both on the test set (cached in the study), and write report.md with "
+        "the lab's hyperparameter table, per-epoch logs, figures, importances and a summary.",
+        formatter_class=HELP_FORMAT,
+    )
+    p.add_argument("--study", required=True, help="name of the study to report on")
+    add_storage_arg(p)
+    p.add_argument("--out", default=None, help="output folder (default: reports/STUDY)")
+    p.add_argument("--baseline", default="v1",
+                   help="what V1 is: v1 (the study's baseline trial), template (the lab's handout), "
+                   "or a JSON file of config fields")
+    p.add_argument("--retrain", action="store_true", help="retrain V1 and V2 even when cached in the study")
+    g = p.add_argument_group("final runs")
+    g.add_argument("--data-root", default=None, help="folder holding MNIST/raw (default: $LSTM_SEARCH_DATA, else ./data)")
+    g.add_argument("--subset", type=int, default=None,
+                   help="retrain on only N training images (quick reports; the report says so)")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="where to retrain")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    g.add_argument("--importance-seed", type=int, default=0, help="seed of fANOVA's random forest")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from search.report import write_report  # matplotlib and pandas: only when reporting
+
+    if args.subset is not None and not 0 < args.subset <= 60_000:
+        raise UserInputError(f"--subset must be between 1 and 60000 (got {args.subset})")
+    device = setup_hardware(args)
+    storage = open_storage(args.storage, heartbeat=False)
+    study = load_existing_study(args.study, storage)
+    optuna.logging.set_verbosity(logging.WARNING)
+    out = Path(args.out) if args.out else Path("reports") / args.study
+    paths = write_report(
+        study, out, baseline=args.baseline, retrain=args.retrain, data_root=args.data_root,
+        subset=args.subset, device=device, importance_seed=args.importance_seed, log=print,
+    )
+    print(f"report written to {paths.markdown} ({len(paths.figures)} figures, {paths.trials_csv.name})")
+    return 0

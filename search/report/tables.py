@@ -1,0 +1,144 @@
+"""The report's tables as pandas DataFrames (rendered with ``DataFrame.to_markdown``)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from model.config import TrainConfig
+from search.report.collect import StudySummary
+from search.report.importance import Importance
+from search.report.retrain import FinalRun
+
+__all__ = [
+    "CellResult",
+    "cells_table",
+    "epochs_table",
+    "hyperparameter_table",
+    "importance_table",
+    "summary_table",
+    "to_markdown",
+]
+
+# The lab's table, in the lab's words and order; the extra rows appear only when V1 and
+# V2 differ in that field, so a table for two LSTMs with default inits stays the lab's.
+LAB_ROWS = (
+    ("batch size", "batch_size"),
+    ("learning rate", "lr"),
+    ("hidden size", "hidden_size"),
+    ("epoch", "epochs"),
+    ("optimizer", "optimizer"),
+    ("weight decay", "weight_decay"),
+    ("dropout", "dropout"),
+    ("LR schedule", "schedule"),
+    ("gradient clip", "grad_clip"),
+)
+EXTRA_ROWS = (
+    ("cell", "cell"),
+    ("momentum", "momentum"),
+    ("forget-gate bias", "forget_bias"),
+    ("recurrent init", "recurrent_init"),
+    ("seed", "seed"),
+)
+_OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"}
+_SCHEDULES = {"none": "constant", "cosine": "cosine annealing", "onecycle": "one-cycle"}
+
+
+class CellResult(NamedTuple):
+    """One row of the 'simple RNN or LSTM?' comparison."""
+
+    cell: str
+    test_acc: float
+    parameters: int
+    epoch_seconds: float  # mean wall time of an epoch (training and test scoring)
+    epochs: int
+    train_images: int
+
+
+def format_value(field: str, value: Any) -> str:
+    if field == "optimizer":
+        return _OPTIMIZERS.get(value, str(value))
+    if field == "schedule":
+        return _SCHEDULES.get(value, str(value))
+    if field == "grad_clip":
+        return "off" if value == 0 else f"{value:g} (max norm)"
+    if field == "cell":
+        return str(value).upper()
+    if isinstance(value, float):
+        return "0" if value == 0 else f"{value:.3g}"
+    return str(value)
+
+
+def hyperparameter_table(v1: TrainConfig, v2: TrainConfig) -> pd.DataFrame:
+    """``Hyper-parameter | V1 | V2`` as the lab hands it in."""
+    rows = [(label, format_value(f, getattr(v1, f)), format_value(f, getattr(v2, f))) for label, f in LAB_ROWS]
+    for label, f in EXTRA_ROWS:
+        if getattr(v1, f) != getattr(v2, f):
+            rows.append((label, format_value(f, getattr(v1, f)), format_value(f, getattr(v2, f))))
+    return pd.DataFrame(rows, columns=["Hyper-parameter", "V1", "V2"])
+
+
+def epochs_table(v1: FinalRun, v2: FinalRun) -> pd.DataFrame:
+    """Per-epoch loss, test accuracy and lr of both runs side by side (blank past an
+    end when one trained longer)."""
+    frames = []
+    for name, run in (("V1", v1), ("V2", v2)):
+        df = pd.DataFrame(run.epochs).set_index("epoch")
+        df = pd.DataFrame({
+            f"{name} train loss": df["train_loss"].map("{:.4f}".format),
+            f"{name} test loss": df["test_loss"].map("{:.4f}".format),
+            f"{name} test acc": df["test_acc"].map(lambda a: f"{100 * a:.2f}%"),
+            f"{name} lr": df["lr"].map("{:.2e}".format),
+        })
+        frames.append(df)
+    table = pd.concat(frames, axis=1).fillna("")
+    table.index.name = "epoch"
+    return table.reset_index()
+
+
+def summary_table(s: StudySummary) -> pd.DataFrame:
+    best = "none complete" if s.best_value is None else f"{100 * s.best_value:.2f}% (trial {s.best_number})"
+    images = "all but the validation set" if s.subset is None else f"{s.subset:,} (--subset)"
+    rows = [
+        ("trials", f"{s.n_trials}"),
+        ("complete / pruned / failed", f"{s.complete} / {s.pruned} / {s.failed}"),
+        ("total trial time", _duration(s.total_seconds)),
+        ("wall time (first start to last finish)", _duration(s.wall_seconds)),
+        ("best validation accuracy", best),
+        ("sampler", s.sampler),
+        ("pruner", s.pruner),
+        ("search space", s.space),
+        ("training images per trial", images),
+        ("validation images", "unknown" if s.val_size is None else f"{s.val_size:,}"),
+    ]
+    if s.other:
+        rows.insert(2, ("running or waiting", str(s.other)))
+    return pd.DataFrame(rows, columns=["Study", s.name])
+
+
+def importance_table(importances: list[Importance]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(i.param, f"{i.importance:.3f}") for i in importances], columns=["parameter", "fANOVA importance"]
+    )
+
+
+def cells_table(results: list[CellResult]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            (r.cell.upper(), f"{100 * r.test_acc:.2f}%", f"{r.parameters:,}", f"{r.epoch_seconds:.1f}",
+             r.epochs, f"{r.train_images:,}")
+            for r in results
+        ],
+        columns=["cell", "test accuracy", "parameters", "seconds / epoch", "epochs", "training images"],
+    )
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    return df.to_markdown(index=False, disable_numparse=True)
+
+
+def _duration(seconds: float) -> str:
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {sec:02d}s" if hours else f"{minutes}m {sec:02d}s"
