@@ -10,6 +10,7 @@ import optuna
 
 from model.device import DEVICES
 from model.errors import UserInputError
+from search.artifacts import add_artifacts_arg, open_artifact_store, publish_report
 from search.commands._common import HELP_FORMAT, add_storage_arg, setup_hardware
 from search.study import load_existing_study, open_storage
 
@@ -24,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--study", required=True, help="name of the study to report on")
     add_storage_arg(p)
+    add_artifacts_arg(p)
+    p.add_argument("--no-publish", action="store_true",
+                   help="do not upload the figures as study artifacts nor set the dashboard's study note")
     p.add_argument("--out", default=None, help="output folder (default: reports/STUDY)")
     p.add_argument("--baseline", default="v1",
                    help="what V1 is: v1 (the study's baseline trial), template (the lab's handout), "
@@ -54,4 +58,22 @@ def run(args: argparse.Namespace) -> int:
         subset=args.subset, device=device, importance_seed=args.importance_seed, log=print,
     )
     print(f"report written to {paths.markdown} ({len(paths.figures)} figures, {paths.trials_csv.name})")
+    if not args.no_publish:
+        store = open_artifact_store(args.storage, args.artifacts)
+        uploaded = publish_report(study, store, paths.out, dashboard_note(paths.markdown.read_text()))
+        print(f"published {len(uploaded)} file(s) and the study note for optuna-dashboard")
     return 0
+
+
+def dashboard_note(report_markdown: str) -> str:
+    """The study note: the report's V1-vs-V2 table, final accuracies and study summary.
+
+    Figures stay out (the note cannot show relative image links); they are artifacts.
+    """
+    sections = report_markdown.split("\n## ")
+    title = sections[0].splitlines()[0].lstrip("# ")
+    keep = [f"## {s.strip()}" for s in sections[1:] if s.startswith(("1.", "5."))]
+    finals = [line for line in report_markdown.splitlines() if line.startswith("- **V")]
+    if finals:
+        keep.insert(1, "## Final test accuracy\n\n" + "\n".join(finals))
+    return f"# {title}\n\n" + "\n\n".join(keep)

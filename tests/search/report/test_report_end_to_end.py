@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import optuna_dashboard
 import pytest
 
+from search.artifacts import list_artifacts
 from search.cli import main
 from search.report import build, retrain, write_report
 from search.report.cells import load_comparison
@@ -79,6 +81,12 @@ def test_cli_compare_cells_then_report(tiny_mnist: Path, tmp_path: Path, capsys:
                  "--data-root", str(tiny_mnist), "--device", "cpu"]) == 0
     text = (out / "report.md").read_text()
     assert "| GRU" in text and "Not measured" not in text
+    # Published for optuna-dashboard: the figures as study artifacts and the summary as the note.
+    study = optuna.load_study(study_name="hand", storage=url)
+    published = {meta["filename"] for meta in list_artifacts(study)}
+    assert {"report.md", "curves.png", "confusion_v2.png"} <= published
+    note = optuna_dashboard.get_note(study)
+    assert "| Hyper-parameter" in note and "Study summary" in note and "V2 test accuracy" in note
 
 
 @pytest.mark.parametrize("argv, message", [
