@@ -79,7 +79,9 @@ def artifact_dir_for(storage_url: str, override: str | None = None) -> Path:
 def open_artifact_store(storage_url: str, override: str | None = None) -> FileSystemArtifactStore:
     folder = artifact_dir_for(storage_url, override)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        # Beside a SQLite file, the file's folder must already exist: a typo in the URL
+        # must not create directories. An explicit --artifacts DIR is created as asked.
+        folder.mkdir(parents=override is not None, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"cannot create artifact folder {folder}: {exc.strerror or exc}") from None
     return FileSystemArtifactStore(folder)

@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         print("data: ok; dry run, nothing written")
         return 0
     data = load_data(args, seed=args.seed)
-    store = open_artifact_store(args.storage, args.artifacts)  # before the study: a bad folder writes nothing
     storage = open_storage(args.storage)
+    store = open_artifact_store(args.storage, args.artifacts)  # before the study: a bad folder adds no study
     if args.resume:
         load_existing_study(args.study, storage)  # an unknown name is an error, nothing is created
     seed = sampler_seed(args.seed, existing_trial_count(storage, args.study), args.worker_index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import urllib.request
 from pathlib import Path
 
 import optuna
@@ -103,6 +104,8 @@ def test_data_root_missing_while_offline(tmp_path: Path, kept_study: str, tiny_s
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing listens there: offline
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
+    # urllib caches the opener (and so the proxy) it builds on first use; keep ours private.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     before = snapshot(kept_study)
     args = launch_args("kept", 5, kept_study, tiny_space, tmp_path / "nowhere")
     expect_one_line_error(capsys, args, "MNIST training files are not under")
@@ -127,7 +130,7 @@ def test_corrupt_mnist_files(damage: str, tmp_path: Path, kept_study: str, tiny_
     (["--batch-size", "0"], "batch_size must be >= 1"),
     (["--lr", "0"], "lr must be > 0"),
     (["--lr", "-0.1"], "lr must be > 0"),
-    (["--optimizer", "lion"], "optimizer must be one of"),
+    (["--optimizer", "lion"], "invalid choice: 'lion'"),
     (["--hidden-size", "300000"], "hidden_size 300000"),
 ])
 def test_bad_train_config(flags: list[str], needle: str, fake_root: Path,

@@ -18,6 +18,9 @@ from search.cli import main
 from search.commands._existing import open_existing_storage
 from search.commands.dashboard import make_dashboard_server
 
+# Talk to the local server directly, whatever proxy the environment (or an earlier test) set.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> SmallStudy:
@@ -36,7 +39,7 @@ def base_url(small: SmallStudy) -> Iterator[str]:
 
 
 def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as r:
+    with _LOCAL.open(url, timeout=30) as r:
         return r.read()
 
 

@@ -22,6 +22,9 @@ from pathlib import Path
 import pytest
 from tests.search.dash_study import BEST_NUMBER, STUDY, SmallStudy, make_small_study
 
+# Talk to the local server directly, whatever proxy the environment (or an earlier test) set.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -64,7 +67,7 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[SmallStudy, str]]:
         assert first.startswith("optuna-dashboard at http://127.0.0.1:"), first
         url = first.split()[2]
         assert url.endswith(f"/dashboard/studies/{small.study._study_id}"), url
-        with urllib.request.urlopen(url, timeout=30) as r:  # answers before the browser starts
+        with _LOCAL.open(url, timeout=30) as r:  # answers before the browser starts
             assert r.status == 200
         yield small, url
     finally:
