@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from search.objective import Objective
-from search.study import FINISHED, finished_trials, sweep_stale_trials
+from search.study import FINISHED, GRACE_SECONDS, HEARTBEAT_SECONDS, finished_trials, sweep_stale_trials
 
 __all__ = ["RunSummary", "format_params", "run_trials"]
 
@@ -64,16 +64,17 @@ def run_trials(
         bar.refresh()
         write(describe_trial(trial))
 
+    recorded = _Recorded(objective)
+
+    def optimize(**kwargs: object) -> None:
+        study.optimize(recorded, catch=(MemoryError, torch.OutOfMemoryError), gc_after_trial=True, **kwargs)
+
     try:
         if before < n_trials:
             with _one_interrupt(write):
-                study.optimize(
-                    _Recorded(objective),
-                    timeout=timeout,
-                    callbacks=[MaxTrialsCallback(n_trials, states=FINISHED), on_trial],
-                    catch=(MemoryError, torch.OutOfMemoryError),
-                    gc_after_trial=True,
-                )
+                optimize(timeout=timeout, callbacks=[MaxTrialsCallback(n_trials, states=FINISHED), on_trial])
+                if finished_trials(study) >= n_trials:
+                    _rerun_orphans(study, lambda n: optimize(n_trials=n, callbacks=[on_trial]))
     finally:
         bar.close()
     sweep_stale_trials(study)
@@ -88,6 +89,26 @@ def run_trials(
         best_value=None if best is None else best.value,
         best_number=None if best is None else best.number,
     )
+
+
+def _rerun_orphans(study: optuna.Study, run: Callable[[int], None]) -> None:
+    """Before stopping, wait out the heartbeat grace period of trials still RUNNING.
+
+    A worker killed mid-trial leaves its trial RUNNING until the heartbeat is GRACE_SECONDS
+    old; Optuna fails (and re-queues) it only when some worker starts a trial. Without
+    this wait, a survivor that reaches N first would stop and leave the trial RUNNING and
+    its retry unrun. Trials of live workers simply finish meanwhile; the wait is bounded.
+    """
+    deadline = time.monotonic() + GRACE_SECONDS + 2 * HEARTBEAT_SECONDS
+    while time.monotonic() < deadline:
+        sweep_stale_trials(study)
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if waiting:
+            run(len(waiting))  # enqueued (retried) trials are run first
+        elif not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            return
+        else:
+            time.sleep(1.0)
 
 
 class _Recorded:

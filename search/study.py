@@ -40,6 +40,7 @@ DEFAULT_STORAGE = "sqlite:///studies.db"
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 PRUNERS = ("hyperband", "sha", "median", "none")
 HEARTBEAT_SECONDS = 10  # a killed worker's trial is failed and retried ~2x this later
+GRACE_SECONDS = 2 * HEARTBEAT_SECONDS
 _SCHEMA_ATTEMPTS = 5
 _SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint|duplicate key|database is locked", re.IGNORECASE)
 _WORKER_SEED_STRIDE = 1_000_003  # a prime far above any study's trial count
@@ -76,7 +77,7 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
             retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
         kwargs = dict(
             heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=2 * HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=retry,
         )
     try:
