@@ -32,7 +32,9 @@ _state: dict[str, Any] = {}  # "module": the loaded extension or None once a bui
 
 def _flags() -> tuple[str, list[str]]:
     """Optimisation flags for this CPU; the tag goes into the cache path so machines differ."""
-    flags = ["-O3"]
+    # No FP traps are ever enabled, and without this gcc will not vectorise the float->int
+    # conversion inside the exp of the fused forward loop (measured: 2x slower forward).
+    flags = ["-O3", "-fno-trapping-math"]
     capability = torch.backends.cpu.get_cpu_capability()
     if capability in ("AVX2", "AVX512"):
         # AVX2 + FMA lets gcc vectorise the fused loops; AVX-512 buys little at these sizes.

@@ -3,38 +3,79 @@
 // Same equations and buffers as model/fused_lstm.py (the pure-torch path, which stays the
 // fallback and runs on CUDA); this file only removes per-step Python/dispatcher overhead and
 // fuses each step's elementwise work into one pass over memory:
-//   forward step:  gates = U x_t + b + W h_{t-1} (one addmm), sigmoid/tanh in place (ATen's
-//                  vectorised kernels), then c_t = f c_{t-1} + i c~ in one loop, tanh(c_t),
-//                  and h_t = o tanh(c_t) in one loop;
+//   forward step:  gates = U x_t + b + W h_{t-1} (one addmm), then one loop applies
+//                  sigmoid/tanh in place and writes c_t = f c_{t-1} + i c~, tanh(c_t) and
+//                  h_t = o tanh(c_t) (float32 uses a vectorisable exp; float64 libm's);
 //   backward step: one loop computes dc_t, all four pre-activation gradients and dc_{t-1}
 //                  from the saved activations, then dh_{t-1} = da W is one matmul.
 #include <torch/extension.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace {
 
-template <typename scalar_t>
-void cell_state(const scalar_t* __restrict__ gates, const scalar_t* __restrict__ c_prev,
-                scalar_t* __restrict__ c, int64_t B, int64_t H) {
-  for (int64_t b = 0; b < B; ++b) {
-    const scalar_t* i = gates + b * 4 * H;
-    const scalar_t* f = i + H;
-    const scalar_t* g = i + 2 * H;
-    const scalar_t* cp = c_prev + b * H;
-    scalar_t* cb = c + b * H;
-    for (int64_t j = 0; j < H; ++j) cb[j] = f[j] * cp[j] + i[j] * g[j];
-  }
+// exp for float32 written so that gcc vectorises the loops that call it: range reduction
+// x = n ln2 + r, then a degree-6 polynomial for e^r (the coefficients of Cephes' expf, about
+// 1 ulp) and 2^n built from the exponent bits. Inputs are clamped to the range where
+// the result is a normal float, which sigmoid and tanh below tolerate.
+inline float exp_approx(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
 }
 
+// float64 (tests, gradcheck) keeps libm's exact exp.
+inline float exp_fast(float x) { return exp_approx(x); }
+inline double exp_fast(double x) { return std::exp(x); }
+
 template <typename scalar_t>
-void hidden_state(const scalar_t* __restrict__ gates, const scalar_t* __restrict__ tanh_c,
+inline scalar_t sigmoid(scalar_t x) { return 1 / (1 + exp_fast(-x)); }
+
+template <typename scalar_t>
+inline scalar_t tanh_(scalar_t x) { return 1 - 2 / (exp_fast(2 * x) + 1); }
+
+// One forward step after gates = U x_t + b + W h_{t-1}: activates the gates in place and
+// writes c_t, tanh(c_t) and h_t, in a single pass.
+template <typename scalar_t>
+void forward_step(scalar_t* __restrict__ gates, const scalar_t* __restrict__ c_prev,
+                  scalar_t* __restrict__ c, scalar_t* __restrict__ tanh_c,
                   scalar_t* __restrict__ h, int64_t B, int64_t H) {
   for (int64_t b = 0; b < B; ++b) {
-    const scalar_t* o = gates + b * 4 * H + 3 * H;
-    const scalar_t* tc = tanh_c + b * H;
+    scalar_t* i = gates + b * 4 * H;
+    scalar_t* f = i + H;
+    scalar_t* g = i + 2 * H;
+    scalar_t* o = i + 3 * H;
+    const scalar_t* cp = c_prev + b * H;
+    scalar_t* cb = c + b * H;
+    scalar_t* tc = tanh_c + b * H;
     scalar_t* hb = h + b * H;
-    for (int64_t j = 0; j < H; ++j) hb[j] = o[j] * tc[j];
+    for (int64_t j = 0; j < H; ++j) {
+      const scalar_t iv = sigmoid(i[j]), fv = sigmoid(f[j]), gv = tanh_(g[j]), ov = sigmoid(o[j]);
+      const scalar_t cv = fv * cp[j] + iv * gv;
+      const scalar_t tv = tanh_(cv);
+      i[j] = iv;
+      f[j] = fv;
+      g[j] = gv;
+      o[j] = ov;
+      cb[j] = cv;
+      tc[j] = tv;
+      hb[j] = ov * tv;
+    }
   }
 }
 
@@ -91,18 +132,10 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& w_ih
   for (int64_t t = 0; t < T; ++t) {
     at::Tensor g = gates.select(0, t);
     g.addmm_(hs.select(0, t), w_hh_t);
-    g.narrow(1, 0, 2 * H).sigmoid_();
-    g.narrow(1, 2 * H, H).tanh_();
-    g.narrow(1, 3 * H, H).sigmoid_();
-    at::Tensor c = cs.select(0, t + 1);
-    at::Tensor tc = tanh_cs.select(0, t);
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_cell_state", [&] {
-      cell_state<scalar_t>(g.data_ptr<scalar_t>(), cs.select(0, t).data_ptr<scalar_t>(),
-                           c.data_ptr<scalar_t>(), B, H);
-    });
-    at::tanh_out(tc, c);
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_hidden_state", [&] {
-      hidden_state<scalar_t>(g.data_ptr<scalar_t>(), tc.data_ptr<scalar_t>(),
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward_step", [&] {
+      forward_step<scalar_t>(g.data_ptr<scalar_t>(), cs.select(0, t).data_ptr<scalar_t>(),
+                             cs.select(0, t + 1).data_ptr<scalar_t>(),
+                             tanh_cs.select(0, t).data_ptr<scalar_t>(),
                              hs.select(0, t + 1).data_ptr<scalar_t>(), B, H);
     });
   }
