@@ -104,6 +104,17 @@ def test_no_grad_and_cpu_uses_extension_when_built() -> None:
         assert cell.forward_sequence(x).grad_fn.name() == "_ExtLSTMSequenceBackward"
 
 
+def test_no_grad_batches_are_chunked_without_changing_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model import fused_lstm
+
+    cell = _cell(3, 4, seed=7)
+    x = torch.randn(7, 5, 3, dtype=torch.float64)
+    monkeypatch.setattr(fused_lstm, "NO_GRAD_CHUNK", 3)  # 7 rows -> chunks of 3, 3, 1
+    with torch.no_grad():
+        out = cell.forward_sequence(x)
+    torch.testing.assert_close(out, _reference(cell, x).detach())
+
+
 def test_failed_build_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     from torch.utils import cpp_extension
 
