@@ -11,6 +11,7 @@ Set ``LSTM_SEARCH_NO_EXT=1`` to skip the extension (benchmarks compare both path
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -76,7 +77,15 @@ def load() -> ModuleType | None:
             _state["module"] = None
             return None
         try:
-            from torch.utils import cpp_extension
+            # Importing cpp_extension on a machine without a CUDA toolkit logs a warning
+            # about CUDA_HOME that is irrelevant to this CPU-only extension.
+            logger = logging.getLogger("torch.utils.cpp_extension")
+            level = logger.level
+            logger.setLevel(logging.ERROR)
+            try:
+                from torch.utils import cpp_extension
+            finally:
+                logger.setLevel(level)
 
             _ensure_ninja_on_path()
             build = cache_dir()
