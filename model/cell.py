@@ -109,7 +109,8 @@ class ManualLSTMCell(RecurrentCell):
 
         Runs ``model.fused_lstm.lstm_sequence``: the same equations over the whole
         sequence with a hand-written backward (C++ kernels on CPU when they build), which
-        is what makes training at least as fast as ``nn.LSTM``; tested equal to ``forward``.
+        keeps training about as fast as ``nn.LSTM`` (benchmarks/RESULTS.md); tested equal
+        to ``forward``.
         """
         return lstm_sequence(x, self.weight_ih, self.weight_hh, self.bias)
 

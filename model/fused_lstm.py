@@ -151,7 +151,7 @@ def lstm_sequence(x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor)
     if not needs_grad and x.shape[0] > NO_GRAD_CHUNK:
         return torch.cat([lstm_sequence(part, weight_ih, weight_hh, bias) for part in x.split(NO_GRAD_CHUNK)])
     x_tm = x.transpose(0, 1).contiguous()  # (T, B, D): each step's rows contiguous
-    if x.device.type == "cpu":
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):  # what the kernels handle
         from model import lstm_ext  # imported lazily: it may compile on first use
 
         fn = lstm_ext.function()
