@@ -6,7 +6,8 @@ Built from tensors and torch primitives only. Each cell has two paths:
   the readable reference and what ``from_torch`` parity tests exercise.
 * ``forward_sequence(x)``: the whole 28-step unroll, the path training uses. It computes
   the same function faster (input projection of all steps in one matmul, one fused
-  recurrent matmul per step) and is tested equal to stepping ``forward``.
+  recurrent matmul per step; for the LSTM also a hand-written backward, see
+  ``model.fused_lstm``) and is tested equal to stepping ``forward``.
 
 Weights are stored fused in PyTorch's layout (gate blocks stacked along dim 0) so one
 matmul serves all gates and reference cells can be copied in without reshuffling.
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from model.config import RECURRENT_INITS
+from model.fused_lstm import lstm_sequence
 
 __all__ = ["CELL_TYPES", "ManualGRUCell", "ManualLSTMCell", "ManualRNNCell", "RecurrentCell"]
 
@@ -103,22 +105,14 @@ class ManualLSTMCell(RecurrentCell):
         return h, c
 
     def forward_sequence(self, x: Tensor) -> Tensor:
-        """Unroll over T steps of a (B, T, D) batch; returns h_T (B, H)."""
-        B, T, _ = x.shape
-        H = self.hidden_size
-        # All T input projections (U x + b) in one matmul instead of T small ones.
-        x_proj = torch.addmm(self.bias, x.reshape(B * T, -1), self.weight_ih.T).view(B, T, 4 * H)
-        h, c = self.init_state(x)
-        w_hh_t = self.weight_hh.T  # (H, 4H)
-        for t in range(T):
-            gates = torch.addmm(x_proj[:, t], h, w_hh_t)  # (B, 4H)
-            ifo = torch.sigmoid(gates[:, : 2 * H])  # (B, 2H): i, f
-            i, f = ifo[:, :H], ifo[:, H:]
-            c_tilde = torch.tanh(gates[:, 2 * H : 3 * H])  # (B, H)
-            o = torch.sigmoid(gates[:, 3 * H :])  # (B, H)
-            c = torch.addcmul(f * c, i, c_tilde)
-            h = o * torch.tanh(c)
-        return h
+        """Unroll over T steps of a (B, T, D) batch; returns h_T (B, H).
+
+        Runs ``model.fused_lstm.lstm_sequence``: the same equations over the whole
+        sequence with a hand-written backward (C++ kernels on CPU when they build), which
+        keeps training about as fast as ``nn.LSTM`` (benchmarks/RESULTS.md); tested equal
+        to ``forward``.
+        """
+        return lstm_sequence(x, self.weight_ih, self.weight_hh, self.bias)
 
     @classmethod
     def from_torch(cls, cell: nn.LSTMCell) -> ManualLSTMCell:

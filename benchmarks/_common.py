@@ -1,0 +1,115 @@
+"""Helpers shared by the benchmark scripts (run by hand, not collected by pytest).
+
+Every script prints the exact command that produced its figures, the date, torch's
+version, the thread count and the device, so RESULTS.md can quote them verbatim.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "NNLSTMClassifier",
+    "banner",
+    "median",
+    "sgemm_peak_gflops",
+    "time_train_steps",
+    "train_flop_per_sample",
+]
+
+
+class NNLSTMClassifier(nn.Module):
+    """The comparison model: torch's nn.LSTM (oneDNN on CPU, cuDNN on CUDA) + the same head."""
+
+    def __init__(self, input_size: int = 28, hidden_size: int = 128, num_classes: int = 10) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, _ = self.lstm(x)
+        return self.fc(out[:, -1])
+
+
+def banner(title: str) -> None:
+    cmd = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable), *sys.argv])
+    print(f"# {title}")
+    print(f"# command: PYTHONPATH=. {cmd}")
+    print(
+        f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}  torch {torch.__version__}"
+        f"  threads {torch.get_num_threads()}  cpus {os.cpu_count()}"
+        f"  load avg {os.getloadavg()[0]:.2f}"
+        + (f"  cuda {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+    )
+    sys.stdout.flush()
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_train_steps(
+    model: nn.Module, batch: int, steps: int, device: torch.device, warmup: int = 2
+) -> Callable[[], float]:
+    """A closure that trains ``steps`` Adam steps on a fixed random MNIST-shaped batch and
+    returns samples/s; model and optimizer persist across calls (interleaved repeats)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 28, 28, generator=gen).to(device)
+    y = torch.randint(0, 10, (batch,), generator=gen).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+
+    def run() -> float:
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(device)
+        return steps * batch / (time.perf_counter() - start)
+
+    return run
+
+
+def train_flop_per_sample(hidden: int, steps: int = 28, inputs: int = 28) -> float:
+    """Matmul FLOP of one training sample: forward 2*4H*(D+H) per step, backward twice that."""
+    return steps * (16 * hidden * inputs + 24 * hidden * hidden)
+
+
+def sgemm_peak_gflops(device: torch.device, n: int = 1024, repeats: int = 5) -> float:
+    """Best GFLOP/s of an n x n float32 matmul on this device with the current threads."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    reps = 4 if device.type == "cpu" else 50
+    best = 0.0
+    torch.mm(a, b)
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b)
+        _sync(device)
+        best = max(best, reps * 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best

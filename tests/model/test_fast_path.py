@@ -1,0 +1,152 @@
+"""The LSTM training path (model.fused_lstm, model.lstm_ext) equals the reference step.
+
+Reference: stepping ``ManualLSTMCell.forward`` (the lab's equations as written) through
+autograd. Checked in float64 for values and for the gradients of x, U, W and b, for the
+pure-torch autograd.Function and for the C++ extension when it builds here, plus
+gradcheck of both Functions and the fallback when the extension cannot be built.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from model import lstm_ext
+from model.cell import ManualLSTMCell
+from model.fused_lstm import LSTMSequenceFunction, lstm_sequence
+
+
+def _reference(cell: ManualLSTMCell, x: torch.Tensor) -> torch.Tensor:
+    state = cell.init_state(x)
+    for t in range(x.shape[1]):
+        state = cell(x[:, t], state)
+    return state[0]
+
+
+def _python_path(cell: ManualLSTMCell, x: torch.Tensor) -> torch.Tensor:
+    x_tm = x.transpose(0, 1).contiguous()
+    return LSTMSequenceFunction.apply(x_tm, cell.weight_ih, cell.weight_hh, cell.bias)
+
+
+def _ext_path(cell: ManualLSTMCell, x: torch.Tensor) -> torch.Tensor:
+    fn = lstm_ext.function()
+    if fn is None:
+        pytest.skip("C++ extension could not be built on this machine")
+    return fn.apply(x.transpose(0, 1).contiguous(), cell.weight_ih, cell.weight_hh, cell.bias)
+
+
+PATHS = {"python": _python_path, "ext": _ext_path, "forward_sequence": lambda c, x: c.forward_sequence(x)}
+
+
+def _cell(D: int, H: int, seed: int, forget_bias: float = 0.0) -> ManualLSTMCell:
+    torch.manual_seed(seed)
+    cell = ManualLSTMCell(D, H).double()
+    cell.reset_parameters(recurrent_init="orthogonal", forget_bias=forget_bias)
+    return cell
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(("B", "T", "D", "H"), [(4, 7, 5, 6), (1, 1, 3, 2), (3, 28, 28, 16)])
+def test_values_and_gradients_equal_reference(path: str, B: int, T: int, D: int, H: int) -> None:
+    cell = _cell(D, H, seed=B * 100 + T, forget_bias=1.0)
+    x = torch.randn(B, T, D, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(B, H, dtype=torch.float64)  # a loss that weighs every h_T entry
+
+    expected = _reference(cell, x)
+    grads_expected = torch.autograd.grad((expected * weight).sum(), [x, *cell.parameters()])
+    got = PATHS[path](cell, x)
+    grads_got = torch.autograd.grad((got * weight).sum(), [x, *cell.parameters()])
+
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    for name, g, e in zip(["x", "weight_ih", "weight_hh", "bias"], grads_got, grads_expected):
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12, msg=f"gradient of {name}")
+
+
+@pytest.mark.parametrize("path", ["python", "ext"])
+def test_gradcheck(path: str) -> None:
+    cell = _cell(3, 4, seed=1)
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    fn = PATHS[path]
+    assert torch.autograd.gradcheck(lambda x_, *p: fn(cell, x_), (x, *cell.parameters()))
+
+
+@pytest.mark.parametrize("path", ["python", "ext"])
+def test_float32_close_and_matches_nn_lstm(path: str) -> None:
+    """Training runs in float32; also pins the gate order against torch's own LSTM."""
+    torch.manual_seed(3)
+    ref = nn.LSTM(28, 32, batch_first=True)
+    torch_cell = nn.LSTMCell(28, 32)
+    torch_cell.load_state_dict({k[:-3]: v for k, v in ref.state_dict().items()})
+    cell = ManualLSTMCell.from_torch(torch_cell)
+    x = torch.randn(8, 28, 28)
+    expected = ref(x)[0][:, -1]
+    torch.testing.assert_close(PATHS[path](cell, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_grad_of_x_only_when_asked() -> None:
+    cell = _cell(3, 4, seed=2).float()
+    x = torch.randn(2, 5, 3)
+    cell.forward_sequence(x).sum().backward()
+    assert x.grad is None and all(p.grad is not None for p in cell.parameters())
+
+
+def test_no_grad_and_cpu_uses_extension_when_built() -> None:
+    cell = _cell(3, 4, seed=4)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        out = cell.forward_sequence(x)
+    assert not out.requires_grad
+    torch.testing.assert_close(out, _reference(cell, x).detach())
+    if lstm_ext.function() is not None:
+        assert cell.forward_sequence(x).grad_fn.name() == "_ExtLSTMSequenceBackward"
+
+
+def test_no_grad_batches_are_chunked_without_changing_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model import fused_lstm
+
+    cell = _cell(3, 4, seed=7)
+    x = torch.randn(7, 5, 3, dtype=torch.float64)
+    monkeypatch.setattr(fused_lstm, "NO_GRAD_CHUNK", 3)  # 7 rows -> chunks of 3, 3, 1
+    with torch.no_grad():
+        out = cell.forward_sequence(x)
+    torch.testing.assert_close(out, _reference(cell, x).detach())
+
+
+def test_failed_build_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.utils import cpp_extension
+
+    def broken_load(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("compiler exploded")
+
+    monkeypatch.setattr(lstm_ext, "_state", {})
+    monkeypatch.setattr(cpp_extension, "load", broken_load)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert lstm_ext.function() is None
+        assert lstm_ext.function() is None  # cached: no second attempt, no second warning
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "compiler exploded" in messages[0]
+
+    cell = _cell(3, 4, seed=5)
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    out = lstm_sequence(x, cell.weight_ih, cell.weight_hh, cell.bias)
+    assert out.grad_fn.name() == "LSTMSequenceFunctionBackward"
+    torch.testing.assert_close(out, _reference(cell, x))
+
+
+def test_env_var_disables_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lstm_ext, "_state", {})
+    monkeypatch.setenv("LSTM_SEARCH_NO_EXT", "1")
+    assert lstm_ext.function() is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_uses_pure_torch_path() -> None:
+    cell = _cell(3, 4, seed=6).cuda()
+    x = torch.randn(2, 5, 3, dtype=torch.float64, device="cuda", requires_grad=True)
+    out = cell.forward_sequence(x)
+    assert out.grad_fn.name() == "LSTMSequenceFunctionBackward"
+    torch.testing.assert_close(out, _reference(cell, x))
