@@ -22,8 +22,8 @@ from pathlib import Path
 import optuna
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "search"))
-from fake_mnist import write_fake_mnist  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from tests.fakes import write_fake_mnist  # noqa: E402
 
 TINY_SPACE = """
 [hidden_size]

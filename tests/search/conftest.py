@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.search.fake_mnist import write_fake_mnist
+from tests.fakes import write_fake_mnist
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 import torch
@@ -13,6 +11,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from model.config import PRESETS, TrainConfig
+from tests.fakes import write_fake_mnist
 
 DISTRIBUTIONS = {
     "lr": FloatDistribution(1e-4, 1e-2, log=True),
@@ -78,32 +77,10 @@ def hand_study() -> optuna.Study:
     return make_study()
 
 
-def _write_idx(raw: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
-    n = len(labels)
-    (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">4i", 2051, n, 28, 28) + images.tobytes())
-    (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">2i", 2049, n) + labels.tobytes())
-
-
-def _digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Digit d is a vertical stripe at column 2 + 2.5 d on faint noise: easy to learn."""
-    labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
-    images = rng.integers(0, 30, size=(n, 28, 28), dtype=np.uint8)
-    for i, d in enumerate(labels):
-        col = 2 + int(2.5 * d)
-        images[i, 4:24, col : col + 2] = 250
-    return images, labels
-
-
 @pytest.fixture(scope="session")
 def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root with 400 training and 100 test images in torchvision's layout."""
-    root = tmp_path_factory.mktemp("tiny_mnist")
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(7)
-    _write_idx(raw, "train", *_digits(400, rng))
-    _write_idx(raw, "t10k", *_digits(100, rng))
-    return root
+    return write_fake_mnist(tmp_path_factory.mktemp("tiny_mnist"), n_train=400, n_test=100, seed=7)
 
 
 @pytest.fixture(autouse=True)
