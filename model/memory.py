@@ -43,7 +43,7 @@ FLOAT = 4  # bytes in a float32
 _SAVED_PER_STEP = 16  # (B, H) tensors autograd keeps per time step
 _BACKWARD_FACTOR = 1.5
 _FIXED_BYTES = 200 * 2**20
-# A worker process with torch, optuna and the data loader imported, before any data.
+# A worker process with torch, the search libraries and the data loader imported, before any data.
 PROCESS_OVERHEAD_BYTES = 520 * 2**20
 
 
