@@ -81,7 +81,7 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
             heartbeat_stale_trial_callback=retry,
         )
     try:
-        return _create_rdb(url, engine_kwargs, kwargs)
+        storage = _create_rdb(url, engine_kwargs, kwargs)
     except ImportError as exc:
         raise StudyError(
             f"cannot open storage {_redact(url)}: the {backend} driver is not installed "
@@ -90,6 +90,30 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
     except (SQLAlchemyError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"cannot open storage {_redact(url)}: {reason}") from None
+    if backend == "sqlite":
+        _serialize_sqlite_transactions(storage.engine)
+    return storage
+
+
+def _serialize_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
+    """Start every transaction with BEGIN IMMEDIATE (SQLAlchemy's pysqlite recipe).
+
+    Optuna claims a WAITING trial (the enqueued V1 baseline, a heartbeat retry) with
+    SELECT ... FOR UPDATE then UPDATE. SQLite ignores FOR UPDATE and pysqlite runs the
+    SELECT outside any transaction, so two workers could both claim the same trial and
+    one crashed with "Cannot tell a COMPLETE trial". Taking the write lock at BEGIN makes
+    the read and the update one atomic step; the busy timeout makes others wait for it.
+    """
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: object, connection_record: object) -> None:
+        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: sqlalchemy.engine.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made before the listeners existed are not reused
 
 
 def _create_rdb(url: str, engine_kwargs: dict[str, object], kwargs: dict[str, object]) -> RDBStorage:
