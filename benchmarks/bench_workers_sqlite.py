@@ -23,22 +23,8 @@ import optuna
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.fakes import write_fake_mnist  # noqa: E402
+from tests.fakes import TINY_SPACE, write_fake_mnist  # noqa: E402
 
-TINY_SPACE = """
-[hidden_size]
-low = 8
-high = 16
-[lr]
-low = 1e-3
-high = 1e-2
-log = true
-[batch_size]
-choices = [32, 64]
-[epochs]
-low = 1
-high = 2
-"""
 
 
 def main() -> int:

@@ -32,3 +32,21 @@ def write_fake_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: in
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + labels.tobytes())
     return Path(root)
+
+
+# A search space whose trials take well under a second: for tests and benchmarks that
+# exercise the storage and the workers, not the CPU.
+TINY_SPACE = """
+[hidden_size]
+low = 8
+high = 16
+[lr]
+low = 1e-3
+high = 1e-2
+log = true
+[batch_size]
+choices = [32, 64]
+[epochs]
+low = 1
+high = 2
+"""

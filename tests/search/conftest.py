@@ -13,25 +13,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.fakes import write_fake_mnist
+from tests.fakes import TINY_SPACE, write_fake_mnist
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Trials of well under a second: many of them exercise the storage, not the CPU.
-TINY_SPACE = """
-[hidden_size]
-low = 8
-high = 16
-[lr]
-low = 1e-3
-high = 1e-2
-log = true
-[batch_size]
-choices = [32, 64]
-[epochs]
-low = 1
-high = 2
-"""
 
 # Trials of a few seconds with an epoch reported every fraction of a second, so a test
 # can kill or interrupt a worker in the middle of one.
