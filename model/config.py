@@ -45,6 +45,8 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global grad norm; 0 turns clipping off
     forget_bias: float = 0.0  # added to b_f at init (1.0 is the classic trick)
     recurrent_init: str = "uniform"  # init of the W (hidden-to-hidden) matrices
+    # Training images are moved by up to this many pixels in each direction (0: off).
+    shift: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -59,6 +61,9 @@ class TrainConfig:
         _integer("hidden_size", self.hidden_size, low=1)
         _integer("batch_size", self.batch_size, low=1)
         _integer("epochs", self.epochs, low=1)
+        _integer("shift", self.shift, low=0)
+        if self.shift > 8:
+            raise ConfigError(f"shift must be <= 8 pixels of the 28 (got {self.shift})")
         _integer("seed", self.seed, low=0)
         _number("lr", self.lr, positive=True)
         _number("momentum", self.momentum, low=0.0, high=1.0)
