@@ -42,6 +42,10 @@ class Objective:
     max_steps: int | None = None  # cap on mini-batches per epoch (smoke runs)
     # Where a trial that beats the study's best so far uploads its checkpoint; None: nowhere.
     artifact_store: ArtifactStore | None = None
+    # Wall-clock time (time.time()) of the study's budget end; a trial still training then
+    # stops at its next epoch end as PRUNED, so `--timeout 2h` takes two hours, not two
+    # hours plus the longest trial. None: no budget.
+    deadline: float | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         with warnings.catch_warnings():
@@ -64,6 +68,10 @@ class Objective:
                 raise optuna.TrialPruned(
                     f"pruned at epoch {stats.epoch} (val acc {100 * stats.val_acc:.2f}%)"
                 )
+            if self.deadline is not None and time.time() >= self.deadline and stats.epoch < cfg.epochs:
+                trial.set_user_attr("trial_seconds", time.perf_counter() - start)
+                trial.set_user_attr("fail_reason", "time budget (--timeout) reached")
+                raise optuna.TrialPruned(f"time budget reached at epoch {stats.epoch}")
 
         d = self.data
         try:

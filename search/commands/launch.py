@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 
 import optuna
 import torch
@@ -34,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", required=True, help="study name; an existing name resumes that study")
     p.add_argument("--n-trials", type=int, required=True,
                    help="stop when the study holds this many finished trials in total")
-    p.add_argument("--timeout", type=float, default=None, help="stop starting new trials after S seconds")
+    p.add_argument("--timeout", type=float, default=None, help="time budget in seconds: no trial starts after it, and trials still training stop "
+                   "(pruned) at their next epoch end")
     add_storage_arg(p)
     add_artifacts_arg(p)
     p.add_argument("--space", default="default",
@@ -69,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"--n-trials must be >= 1 (got {args.n_trials})")
     if args.timeout is not None and args.timeout <= 0:
         raise UserInputError(f"--timeout must be > 0 seconds (got {args.timeout})")
+    # One absolute deadline for the whole command, handed to spawned workers unchanged, so
+    # a worker restarted after a crash does not get a fresh budget. Data loading counts.
+    if getattr(args, "deadline", None) is None:
+        args.deadline = None if args.timeout is None else time.time() + args.timeout
+    deadline: float | None = args.deadline
     space = load_space(args.space)
     base = TrainConfig(seed=args.seed)
     make_sampler(args.sampler, args.seed)  # validates the name before anything is written
@@ -108,9 +115,11 @@ def run(args: argparse.Namespace) -> int:
         code = run_workers(args, plan, study, progress=not args.no_progress)
         _print_summary(study)
         return code
-    objective = Objective(space=space, base=base, data=data, device=device, artifact_store=store)
+    objective = Objective(space=space, base=base, data=data, device=device, artifact_store=store,
+                          deadline=deadline)
     echo = (lambda line: print(f"[worker {args.worker_index}] {line}", flush=True)) if args.spawned else None
-    summary = run_trials(study, objective, args.n_trials, timeout=args.timeout,
+    timeout = None if deadline is None else max(0.0, deadline - time.time())
+    summary = run_trials(study, objective, args.n_trials, timeout=timeout,
                          progress=not args.no_progress, echo=echo)
     if args.spawned:
         return 0  # the parent prints one summary for all workers
