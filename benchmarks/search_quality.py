@@ -1,0 +1,119 @@
+"""Does the default search beat hand tuning? The default `launch` for a fixed time budget,
+then `report` (V1 and V2 retrained on all 60,000 images, tested once), then a summary.
+
+Run by hand, not in CI (two hours on a 2-core CPU by default):
+
+    LSTM_SEARCH_DATA=../shared/mnist PYTHONPATH=. python benchmarks/search_quality.py
+
+The launch is exactly what a user types, plus --timeout: the default space, sampler (TPE),
+pruner (Hyperband over epochs) and `--workers auto`. `--summary-only` re-prints the figures
+of a finished study without training anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the repo
+
+from benchmarks._common import banner  # noqa: E402
+from model.config import PRESETS, TrainConfig  # noqa: E402
+from search.report.retrain import cache_key  # noqa: E402
+
+HAND_RECIPE_ACC = 0.992  # issue 6: hidden 256, AdamW, one-cycle 2e-3, batch 128, clip 1, b_f 1, 15 epochs
+TARGET_ACC = 0.993
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--study", default="quality", help="study name (an existing one resumes)")
+    p.add_argument("--storage", default="sqlite:///studies.db", help="Optuna storage URL")
+    p.add_argument("--budget", type=float, default=7200.0, help="seconds of search (launch --timeout)")
+    p.add_argument("--out", default="reports/quality", help="report folder")
+    p.add_argument("--every", type=float, default=15.0, help="minutes between rows of the best-so-far table")
+    p.add_argument("--summary-only", action="store_true", help="only summarise an existing study and report")
+    args = p.parse_args()
+    banner(f"search quality: default launch for {args.budget:.0f} s, then report")
+
+    cli = [sys.executable, "-m", "search.cli"]
+    if not args.summary_only:
+        # n-trials is only a safety cap: the budget is what ends the search.
+        _run([*cli, "launch", "--study", args.study, "--storage", args.storage,
+              "--n-trials", "100000", "--timeout", str(args.budget), "--no-progress"])
+        _run([*cli, "report", "--study", args.study, "--storage", args.storage, "--out", args.out])
+    study = optuna.load_study(study_name=args.study, storage=args.storage)
+    _summarise(study, args.every)
+    return 0
+
+
+def _run(cmd: list[str]) -> None:
+    print("$ " + " ".join(cmd[1:]), flush=True)
+    started = datetime.datetime.now()
+    subprocess.run(cmd, check=True)
+    print(f"# took {(datetime.datetime.now() - started).total_seconds() / 60:.1f} min", flush=True)
+
+
+def _summarise(study: optuna.Study, every_min: float) -> None:
+    trials = study.get_trials(deepcopy=False)
+    start = min(t.datetime_start for t in trials if t.datetime_start is not None)
+    end = max(t.datetime_complete for t in trials if t.datetime_complete is not None)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    print(f"\nsearch wall time {(end - start).total_seconds() / 60:.1f} min; trials: "
+          + ", ".join(f"{n} {c}" for n, c in counts.items() if c))
+    pruned_budget = sum("time budget" in str(t.user_attrs.get("fail_reason", "")) for t in trials)
+    print(f"pruned by the pruner {counts['pruned'] - pruned_budget}, stopped by the time budget {pruned_budget}")
+    epochs = sum(len(t.intermediate_values) for t in trials)
+    print(f"epochs trained in all trials: {epochs}")
+
+    print("\n| minutes | best val acc | trial | complete so far |\n|---:|---:|---:|---:|")
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.datetime_complete)
+    step = datetime.timedelta(minutes=every_min)
+    mark, best, done = start + step, None, 0
+    for t in complete + [None]:  # None flushes the rows after the last completion
+        while t is None and mark <= end + step or t is not None and t.datetime_complete > mark:
+            _row(mark, start, best, done)
+            mark += step
+            if t is None and mark > end + step:
+                break
+        if t is None:
+            break
+        done += 1
+        if best is None or t.value > best.value:
+            best = t
+    if best is None:
+        print("no complete trial")
+        return
+    print(f"\nbest trial {best.number}: val acc {100 * best.value:.2f}%, "
+          f"{best.user_attrs.get('trial_seconds', float('nan')) / 60:.1f} min")
+    cfg = TrainConfig.from_dict(best.user_attrs["config"])
+    print(f"V2 config: {cfg}")
+    for name, config in (("V1", PRESETS["v1"]), ("V2", cfg)):
+        run = study.user_attrs.get(cache_key(config, None))
+        if run is None:
+            print(f"{name}: not retrained yet (run `lstm-search report`)")
+            continue
+        acc = run["test_acc"]
+        print(f"{name} test accuracy (retrained on 60,000 images, tested once): {100 * acc:.2f}% "
+              f"({run['seconds'] / 60:.1f} min)")
+        if name == "V2":
+            print(f"vs hand recipe ~{100 * HAND_RECIPE_ACC:.1f}%: {100 * (acc - HAND_RECIPE_ACC):+.2f} points; "
+                  f"target {100 * TARGET_ACC:.1f}% {'met' if acc >= TARGET_ACC else 'NOT met'}")
+
+
+def _row(mark: datetime.datetime, start: datetime.datetime, best: FrozenTrial | None, done: int) -> None:
+    minutes = (mark - start).total_seconds() / 60
+    if best is None:
+        print(f"| {minutes:.0f} | - | - | {done} |")
+    else:
+        print(f"| {minutes:.0f} | {100 * best.value:.2f}% | {best.number} | {done} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
