@@ -9,7 +9,7 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import TrainConfig
 from model.data import load_splits
 from model.errors import UserInputError
-from model.train import EpochStats, NonFiniteLossError, evaluate, fit
+from model.train import EpochStats, NonFiniteLossError, evaluate, fit, random_shift
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +82,46 @@ def test_checkpoint_refuses_non_tensor_pickles(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps({"model": Evil(), "config": {}}, protocol=2))
     with pytest.raises(UserInputError, match="cannot be read"):
         load_checkpoint(path)
+
+
+def test_random_shift_moves_each_image_by_its_own_offset_within_bounds() -> None:
+    x = torch.zeros(200, 28, 28)
+    x[:, 14, 10] = 1.0  # one lit pixel per image: its new position is the offset
+    out = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    lit = out.nonzero()  # (image, row, col) for every lit pixel
+    assert lit[:, 0].tolist() == list(range(200))  # exactly one pixel per image survives
+    dy, dx = lit[:, 1] - 14, lit[:, 2] - 10
+    assert dy.abs().max() <= 2 and dx.abs().max() <= 2
+    # every one of the 25 offsets occurs, so images are not all moved alike
+    assert len(set(zip(dy.tolist(), dx.tolist()))) == 25
+    again = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # seeded
+
+
+def test_random_shift_brings_in_zeros_at_the_edges() -> None:
+    x = torch.ones(50, 28, 28)
+    out = random_shift(x, 3, torch.Generator().manual_seed(1))
+    # A moved all-ones image keeps a (28-|dy|) x (28-|dx|) block of ones, the rest zeros.
+    kept = out.sum(dim=(1, 2))
+    assert torch.all(kept >= 25 * 25) and torch.all(kept <= 28 * 28)
+    assert torch.all((out == 0) | (out == 1))
+    assert (kept < 28 * 28).any()
+
+
+def test_shift_trains_and_zero_shift_leaves_training_unchanged(splits) -> None:
+    base = TrainConfig(hidden_size=16, batch_size=64, epochs=1)
+    plain = fit(base, splits.train_x, splits.train_y, splits.val_x, splits.val_y).history[0]
+    explicit = fit(base.with_overrides(shift=0), splits.train_x, splits.train_y, splits.val_x,
+                   splits.val_y).history[0]
+    shifted = fit(base.with_overrides(shift=2), splits.train_x, splits.train_y, splits.val_x,
+                  splits.val_y).history[0]
+    assert explicit.train_loss == plain.train_loss
+    assert shifted.train_loss != plain.train_loss  # the augmentation is really applied
+    assert 0 < shifted.train_loss < 10
+
+
+@pytest.mark.parametrize("shift", [-1, 9, 1.5])
+def test_bad_shift_is_a_config_error(shift: object) -> None:
+    with pytest.raises(UserInputError, match="shift"):
+        TrainConfig(shift=shift)
