@@ -1,0 +1,52 @@
+"""`launch --timeout` is a hard budget: the objective stops a trial at the deadline."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import torch
+
+from model.config import TrainConfig
+from model.data import MnistSplits
+from search.objective import Objective
+from search.space import parse_space
+
+
+def _data(n: int = 64) -> MnistSplits:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 28, 28, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return MnistSplits(x, y, x[:32], y[:32])
+
+
+def _objective(epochs: int, deadline: float | None) -> Objective:
+    space = parse_space(f"epochs = {epochs}\n[hidden_size]\nlow = 8\nhigh = 16\n")
+    return Objective(space=space, base=TrainConfig(batch_size=32, seed=0), data=_data(),
+                     device=torch.device("cpu"), max_steps=1, deadline=deadline)
+
+
+def test_trial_past_the_deadline_stops_after_one_epoch_as_pruned() -> None:
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    study.optimize(_objective(epochs=5, deadline=time.time() - 1), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert list(trial.intermediate_values) == [1]  # one epoch trained and reported, not five
+    assert "time budget" in trial.user_attrs["fail_reason"]
+    assert len(trial.user_attrs["train_loss"]) == 1
+
+
+def test_last_epoch_completes_even_past_the_deadline() -> None:
+    # Stopping at the final epoch would throw away a finished result for no saving.
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    study.optimize(_objective(epochs=1, deadline=time.time() - 1), n_trials=1)
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+
+
+def test_deadline_in_the_future_changes_nothing() -> None:
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    study.optimize(_objective(epochs=3, deadline=time.time() + 3600), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert list(trial.intermediate_values) == [1, 2, 3]
+    assert "fail_reason" not in trial.user_attrs
