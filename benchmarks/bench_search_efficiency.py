@@ -36,7 +36,7 @@ def run_one(strategy: str, seed: int, args: argparse.Namespace, data, space) -> 
     study = optuna.create_study(
         direction="maximize",
         sampler=make_sampler(sampler_name, seed),
-        pruner=make_pruner(pruner_name, space.max_epochs(base)),
+        pruner=make_pruner(pruner_name, space.max_epochs(base), space.min_epochs(base)),
     )
     objective = Objective(space, base, data, torch.device("cpu"))
     start = time.perf_counter()

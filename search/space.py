@@ -111,6 +111,15 @@ class SearchSpace:
             return max(spec.choices)
         return int(self.fixed.get("epochs", base.epochs))
 
+    def min_epochs(self, base: TrainConfig) -> int:
+        """Smallest epoch count a trial can have: no pruner judges a trial before it ends."""
+        spec = self.params.get("epochs")
+        if isinstance(spec, IntRange):
+            return spec.low
+        if isinstance(spec, Categorical):
+            return min(spec.choices)
+        return int(self.fixed.get("epochs", base.epochs))
+
     def describe(self) -> list[str]:
         lines = [f"{k} = {v!r} (fixed)" for k, v in self.fixed.items()]
         for k, spec in self.params.items():

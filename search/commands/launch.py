@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     base = TrainConfig(seed=args.seed)
     make_sampler(args.sampler, args.seed)  # validates the name before anything is written
-    pruner = make_pruner(args.pruner, space.max_epochs(base))
+    pruner = make_pruner(args.pruner, space.max_epochs(base), space.min_epochs(base))
     if args.worker_index < 0:
         raise UserInputError(f"--worker-index must be >= 0 (got {args.worker_index})")
     device = setup_hardware(args)

@@ -1,0 +1,64 @@
+"""Pruners judge no trial before epoch FIRST_RUNG (or the space's shortest trial)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from model.config import TrainConfig
+from search.space import load_space, parse_space
+from search.study import FIRST_RUNG, make_pruner
+
+
+def _pruned_steps(pruner: optuna.pruners.BasePruner, epochs: int, n: int = 8) -> list[int]:
+    """Run n good trials, then n hopeless ones; the epochs at which those were pruned.
+
+    n trials of each kind so that every Hyperband bracket (chosen per trial by a hash of the
+    study name and trial number) holds good trials to compare against.
+    """
+    study = optuna.create_study(study_name="pruning", direction="maximize", pruner=pruner)
+    for _ in range(n):
+        good = study.ask()
+        for step in range(1, epochs + 1):
+            good.report(0.9 + step / 1000, step)
+            good.should_prune()
+        study.tell(good, 0.95)
+    pruned = []
+    for _ in range(n):
+        bad = study.ask()
+        for step in range(1, epochs + 1):
+            bad.report(0.1, step)
+            if bad.should_prune():
+                pruned.append(step)
+                break
+        study.tell(bad, state=optuna.trial.TrialState.PRUNED)
+    return pruned
+
+
+@pytest.mark.parametrize("name", ["hyperband", "sha", "median"])
+def test_no_trial_is_judged_before_the_first_rung(name: str) -> None:
+    steps = _pruned_steps(make_pruner(name, max_epochs=30, min_epochs=12), 30)
+    assert steps and min(steps) == FIRST_RUNG, steps
+
+
+@pytest.mark.parametrize("name", ["hyperband", "sha"])
+def test_short_spaces_are_still_pruned_before_their_trials_end(name: str) -> None:
+    # A space whose trials last 2 epochs cannot wait for epoch 3.
+    steps = _pruned_steps(make_pruner(name, max_epochs=6, min_epochs=2), 6)
+    assert steps and min(steps) == 2, steps
+
+
+def test_none_never_prunes() -> None:
+    assert _pruned_steps(make_pruner("none", max_epochs=30, min_epochs=12), 30) == []
+
+
+def test_space_epoch_bounds() -> None:
+    base = TrainConfig()
+    default = load_space("default")
+    assert (default.min_epochs(base), default.max_epochs(base)) == (12, 30)
+    lr = "[lr]\nlow = 1e-3\nhigh = 1e-2\n"
+    fixed = parse_space("epochs = 7\n" + lr)
+    assert (fixed.min_epochs(base), fixed.max_epochs(base)) == (7, 7)
+    chosen = parse_space("[epochs]\nchoices = [4, 9]\n" + lr)
+    assert (chosen.min_epochs(base), chosen.max_epochs(base)) == (4, 9)
+    assert parse_space(lr).min_epochs(base) == base.epochs
