@@ -117,6 +117,15 @@ def run_workers(args: argparse.Namespace, plan: WorkerPlan, study: optuna.Study,
         proc.start()
         procs[index] = proc
 
+    # `kill PID` (SIGTERM) on this command takes the Ctrl-C path: workers record their
+    # trials and stop, instead of running on as orphans in their own process groups.
+    received: list[int] = []
+
+    def on_term(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     for index in range(plan.workers):
         start(index)
     bar = tqdm(total=n_trials, unit="trial", desc=study.study_name, disable=not progress, dynamic_ncols=True)
@@ -144,13 +153,14 @@ def run_workers(args: argparse.Namespace, plan: WorkerPlan, study: optuna.Study,
                   "(Ctrl-C again to kill them; their trials are then failed and re-run on resume)")
         _stop(procs, codes)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         _update_bar(bar, study, n_trials)
         bar.close()
     for index in sorted(codes):
         if codes[index] != 0 and not interrupted:
             print(f"worker {index} exited with code {codes[index]}", file=sys.stderr)
     if interrupted:
-        return 130
+        return 128 + (received[0] if received else signal.SIGINT)
     if finished_trials(study) >= n_trials:
         return 0
     failing = [c for c in codes.values() if c != 0]
@@ -161,6 +171,7 @@ def _worker_main(args: argparse.Namespace) -> None:
     """A worker process: its own process group, so a terminal's Ctrl-C reaches only the
     parent, which forwards exactly one SIGINT (a second could interrupt the trial's record)."""
     os.setpgrp()
+    _interrupt_me_when_parent_dies()
     from search.cli import PROG  # imported here: the parent's modules are not inherited under spawn
 
     try:
@@ -172,6 +183,23 @@ def _worker_main(args: argparse.Namespace) -> None:
         code = 130
     sys.stdout.flush()
     sys.exit(code)
+
+
+def _interrupt_me_when_parent_dies() -> None:
+    """Linux: a SIGINT when the parent dies (even by SIGKILL), so the worker records its
+    trial as failed and stops rather than running on alone. Elsewhere: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGINT, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _stop(procs: dict[int, mp.process.BaseProcess], codes: dict[int, int]) -> None:

@@ -3,7 +3,9 @@ trial and the same command resumes; a diverging trial is pruned with its reason.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -135,3 +137,55 @@ def test_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(tmp_pat
     assert "inf" in diverged.user_attrs["fail_reason"] or "nan" in diverged.user_attrs["fail_reason"]
     assert healthy.state == optuna.trial.TrialState.COMPLETE
     assert summary.pruned == 1 and summary.complete == 1 and summary.failed == 0
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie still answers kill(0); it has stopped running, which is what matters here.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ", 1)[1].startswith("Z")
+
+
+def _worker_pid(storage: str, study: str) -> int:
+    trial = wait_for(lambda: running_trial_with_epoch(storage, study), 120, "an epoch", poll=0.2)
+    return int(str(trial.user_attrs["worker"]).rsplit(":", 1)[1])
+
+
+@pytest.mark.slow
+def test_sigterm_on_the_parent_stops_every_worker(tmp_path: Path, slow_space: Path, fake_root: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    proc = start_cli(launch_args("term", 50, storage, slow_space, fake_root, "--workers", "2"))
+    try:
+        worker = _worker_pid(storage, "term")
+        proc.terminate()  # `kill PID`, as a scheduler or a user would send
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    wait_for(lambda: _gone(worker), 30, "the worker to stop")
+    count = states(storage, "term")
+    assert count["RUNNING"] == 0, out
+    assert count["FAIL"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_workers_stop_when_the_parent_is_killed(tmp_path: Path, slow_space: Path, fake_root: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    proc = start_cli(launch_args("orphan", 50, storage, slow_space, fake_root, "--workers", "2"))
+    try:
+        worker = _worker_pid(storage, "orphan")
+        proc.kill()  # SIGKILL: the parent cannot forward anything
+        proc.communicate(timeout=30)
+        wait_for(lambda: _gone(worker), 60, "the orphaned worker to stop")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # The worker got SIGINT from the kernel and recorded its trial, so nothing waits on a heartbeat.
+    trials = optuna.load_study(study_name="orphan", storage=storage).get_trials(deepcopy=False)
+    mine = [t for t in trials if str(t.user_attrs.get("worker", "")).endswith(f":{worker}")]
+    assert mine and all(t.state != optuna.trial.TrialState.RUNNING for t in mine)
