@@ -71,6 +71,7 @@ def _summarise(study: optuna.Study, every_min: float) -> None:
     print(f"pruned by the pruner {counts['pruned'] - pruned_budget}, stopped by the time budget {pruned_budget}")
     epochs = sum(len(t.intermediate_values) for t in trials)
     print(f"epochs trained in all trials: {epochs}")
+    _pruning_savings(trials)
 
     print("\n| minutes | best val acc | trial | complete so far |\n|---:|---:|---:|---:|")
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.datetime_complete)
@@ -105,6 +106,23 @@ def _summarise(study: optuna.Study, every_min: float) -> None:
         if name == "V2":
             print(f"vs hand recipe ~{100 * HAND_RECIPE_ACC:.1f}%: {100 * (acc - HAND_RECIPE_ACC):+.2f} points; "
                   f"target {100 * TARGET_ACC:.1f}% {'met' if acc >= TARGET_ACC else 'NOT met'}")
+
+
+def _pruning_savings(trials: list[FrozenTrial]) -> None:
+    """What the pruner saved, estimated from each pruned trial's own seconds per epoch."""
+    saved_epochs, saved_s, spent_s = 0, 0.0, 0.0
+    for t in trials:
+        spent_s += float(t.user_attrs.get("trial_seconds", 0.0))
+        if t.state != TrialState.PRUNED or "config" not in t.user_attrs or "fail_reason" in t.user_attrs:
+            continue  # only trials stopped by the pruner (not by the budget or a NaN)
+        done = len(t.intermediate_values)
+        left = int(t.user_attrs["config"]["epochs"]) - done
+        if done and left > 0:
+            saved_epochs += left
+            saved_s += float(t.user_attrs.get("trial_seconds", 0.0)) / done * left
+    print(f"pruning saved {saved_epochs} epochs, ~{saved_s / 3600:.2f} worker-hours "
+          f"(trials used {spent_s / 3600:.2f} worker-hours): without it the same trials would "
+          f"have taken ~{(spent_s + saved_s) / max(spent_s, 1e-9):.1f}x the compute")
 
 
 def _row(mark: datetime.datetime, start: datetime.datetime, best: FrozenTrial | None, done: int) -> None:
