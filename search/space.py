@@ -102,23 +102,23 @@ class SearchSpace:
         values = {name: getattr(cfg, name) for name in self.params}
         return {k: v for k, v in values.items() if _contains(self.params[k], v)}
 
+    def int_bounds(self, name: str, base: TrainConfig) -> tuple[int, int]:
+        """Smallest and largest value an integer field can take in a trial of this space."""
+        spec = self.params.get(name)
+        if isinstance(spec, IntRange):
+            return spec.low, spec.high
+        if isinstance(spec, Categorical):
+            return min(spec.choices), max(spec.choices)
+        value = int(self.fixed.get(name, getattr(base, name)))
+        return value, value
+
     def max_epochs(self, base: TrainConfig) -> int:
         """Largest epoch count a trial can have: the pruner's max resource."""
-        spec = self.params.get("epochs")
-        if isinstance(spec, IntRange):
-            return spec.high
-        if isinstance(spec, Categorical):
-            return max(spec.choices)
-        return int(self.fixed.get("epochs", base.epochs))
+        return self.int_bounds("epochs", base)[1]
 
     def min_epochs(self, base: TrainConfig) -> int:
         """Smallest epoch count a trial can have: no pruner judges a trial before it ends."""
-        spec = self.params.get("epochs")
-        if isinstance(spec, IntRange):
-            return spec.low
-        if isinstance(spec, Categorical):
-            return min(spec.choices)
-        return int(self.fixed.get("epochs", base.epochs))
+        return self.int_bounds("epochs", base)[0]
 
     def describe(self) -> list[str]:
         lines = [f"{k} = {v!r} (fixed)" for k, v in self.fixed.items()]

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from model.config import TrainConfig
 from model.errors import UserInputError
 from model.memory import PROCESS_OVERHEAD_BYTES, available_memory, data_bytes, format_bytes, trial_peak_bytes
-from search.space import Categorical, IntRange, SearchSpace
+from search.space import SearchSpace
 from search.study import finished_trials
 
 __all__ = ["WorkerPlan", "available_cores", "largest_config", "plan_workers", "run_workers"]
@@ -56,7 +56,7 @@ def available_cores() -> int:
 def largest_config(space: SearchSpace, base: TrainConfig) -> TrainConfig:
     """The space's most memory-hungry config: the largest hidden and batch sizes it allows."""
     return base.with_overrides(
-        hidden_size=_largest(space, base, "hidden_size"), batch_size=_largest(space, base, "batch_size")
+        hidden_size=space.int_bounds("hidden_size", base)[1], batch_size=space.int_bounds("batch_size", base)[1]
     )
 
 
@@ -227,15 +227,6 @@ def _update_bar(bar: tqdm, study: optuna.Study, n_trials: int) -> None:
     except ValueError:  # no complete trial yet
         pass
     bar.refresh()
-
-
-def _largest(space: SearchSpace, base: TrainConfig, name: str) -> int:
-    spec = space.params.get(name)
-    if isinstance(spec, IntRange):
-        return spec.high
-    if isinstance(spec, Categorical):
-        return max(spec.choices)
-    return int(space.fixed.get(name, getattr(base, name)))
 
 
 def _parse_count(text: str) -> int:
