@@ -7,18 +7,22 @@ Run by hand, not in CI (two hours on a 2-core CPU by default):
 
 The launch is exactly what a user types, plus --timeout: the default space, sampler (TPE),
 pruner (Hyperband over epochs) and `--workers auto`. `--summary-only` re-prints the figures
-of a finished study without training anything.
+of a finished study without training anything; `--from-csv reports/example/trials.csv`
+re-prints them from a report's trials.csv when the database is gone.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import optuna
+import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the repo
@@ -38,18 +42,34 @@ def main() -> int:
     p.add_argument("--budget", type=float, default=7200.0, help="seconds of search (launch --timeout)")
     p.add_argument("--out", default="reports/quality", help="report folder")
     p.add_argument("--every", type=float, default=15.0, help="minutes between rows of the best-so-far table")
+    p.add_argument("--pruner", default="hyperband",
+                   help="launch --pruner; 'none' is the plain search to compare against on the same budget")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the report (no V1/V2 retrain), e.g. for the plain comparison run")
     p.add_argument("--summary-only", action="store_true", help="only summarise an existing study and report")
+    p.add_argument("--from-csv", type=Path, metavar="TRIALS_CSV",
+                   help="summarise a report's trials.csv instead of a study (when the database is gone)")
     args = p.parse_args()
-    banner(f"search quality: default launch for {args.budget:.0f} s, then report")
+    if args.from_csv is not None:
+        banner(f"search quality: summary of {args.from_csv}")
+    elif args.summary_only:
+        banner(f"search quality: summary of study {args.study}")
+    else:
+        banner(f"search quality: launch (pruner {args.pruner}) for {args.budget:.0f} s"
+               + ("" if args.no_report else ", then report"))
 
+    if args.from_csv is not None:
+        _summarise(_trials_from_csv(args.from_csv), {}, args.every)
+        return 0
     cli = [sys.executable, "-m", "search.cli"]
     if not args.summary_only:
         # n-trials is only a safety cap: the budget is what ends the search.
         _run([*cli, "launch", "--study", args.study, "--storage", args.storage,
-              "--n-trials", "100000", "--timeout", str(args.budget), "--no-progress"])
-        _run([*cli, "report", "--study", args.study, "--storage", args.storage, "--out", args.out])
+              "--n-trials", "100000", "--timeout", str(args.budget), "--pruner", args.pruner, "--no-progress"])
+        if not args.no_report:
+            _run([*cli, "report", "--study", args.study, "--storage", args.storage, "--out", args.out])
     study = optuna.load_study(study_name=args.study, storage=args.storage)
-    _summarise(study, args.every)
+    _summarise(study.get_trials(deepcopy=False), study.user_attrs, args.every)
     return 0
 
 
@@ -60,8 +80,36 @@ def _run(cmd: list[str]) -> None:
     print(f"# took {(datetime.datetime.now() - started).total_seconds() / 60:.1f} min", flush=True)
 
 
-def _summarise(study: optuna.Study, every_min: float) -> None:
-    trials = study.get_trials(deepcopy=False)
+def _trials_from_csv(path: Path) -> list[FrozenTrial]:
+    """The fields the summary reads, rebuilt from `lstm-search report`'s trials.csv."""
+    if not path.is_file():
+        raise SystemExit(f"error: --from-csv {path}: no such file (give a report's trials.csv)")
+    frame = pd.read_csv(path, parse_dates=["datetime_start", "datetime_complete"])
+    trials = []
+    for row in frame.itertuples(index=False):
+        attrs = {}
+        for name in ("config", "epoch_seconds", "trial_seconds", "fail_reason"):
+            raw = getattr(row, f"user_attrs_{name}", None)
+            if isinstance(raw, str):  # lists and dicts are written as Python literals
+                attrs[name] = ast.literal_eval(raw) if name in ("config", "epoch_seconds") else raw
+            elif raw is not None and not pd.isna(raw):
+                attrs[name] = float(raw)
+        trials.append(FrozenTrial(
+            number=int(row.number), state=TrialState[row.state],
+            value=None if pd.isna(row.value) else float(row.value),
+            datetime_start=None if pd.isna(row.datetime_start) else row.datetime_start.to_pydatetime(),
+            datetime_complete=None if pd.isna(row.datetime_complete) else row.datetime_complete.to_pydatetime(),
+            params={}, distributions={}, user_attrs=attrs, system_attrs={}, intermediate_values={},
+            trial_id=int(row.number)))
+    return trials
+
+
+def _epochs_trained(t: FrozenTrial) -> int:
+    # One validation score per epoch in the study; the CSV keeps only the per-epoch timings.
+    return len(t.intermediate_values) or len(t.user_attrs.get("epoch_seconds", []))
+
+
+def _summarise(trials: list[FrozenTrial], study_attrs: dict[str, Any], every_min: float) -> None:
     start = min(t.datetime_start for t in trials if t.datetime_start is not None)
     end = max(t.datetime_complete for t in trials if t.datetime_complete is not None)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
@@ -69,25 +117,25 @@ def _summarise(study: optuna.Study, every_min: float) -> None:
           + ", ".join(f"{n} {c}" for n, c in counts.items() if c))
     pruned_budget = sum("time budget" in str(t.user_attrs.get("fail_reason", "")) for t in trials)
     print(f"pruned by the pruner {counts['pruned'] - pruned_budget}, stopped by the time budget {pruned_budget}")
-    epochs = sum(len(t.intermediate_values) for t in trials)
+    epochs = sum(_epochs_trained(t) for t in trials)
     print(f"epochs trained in all trials: {epochs}")
     _pruning_savings(trials)
 
     print("\n| minutes | best val acc | trial | complete so far |\n|---:|---:|---:|---:|")
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.datetime_complete)
     step = datetime.timedelta(minutes=every_min)
-    mark, best, done = start + step, None, 0
-    for t in complete + [None]:  # None flushes the rows after the last completion
-        while t is None and mark <= end + step or t is not None and t.datetime_complete > mark:
-            _row(mark, start, best, done)
-            mark += step
-            if t is None and mark > end + step:
-                break
-        if t is None:
-            break
-        done += 1
-        if best is None or t.value > best.value:
-            best = t
+    marks = []  # every `every_min` minutes, and the end of the search
+    while (start + (len(marks) + 1) * step) < end:
+        marks.append(start + (len(marks) + 1) * step)
+    marks.append(end)
+    best, done, seen = None, 0, set()
+    for mark in marks:
+        for t in (t for t in complete if t.datetime_complete <= mark and t.number not in seen):
+            seen.add(t.number)
+            done += 1
+            if best is None or t.value > best.value:
+                best = t
+        _row(mark, start, best, done)
     if best is None:
         print("no complete trial")
         return
@@ -96,9 +144,9 @@ def _summarise(study: optuna.Study, every_min: float) -> None:
     cfg = TrainConfig.from_dict(best.user_attrs["config"])
     print(f"V2 config: {cfg}")
     for name, config in (("V1", PRESETS["v1"]), ("V2", cfg)):
-        run = study.user_attrs.get(cache_key(config, None))
+        run = study_attrs.get(cache_key(config, None))
         if run is None:
-            print(f"{name}: not retrained yet (run `lstm-search report`)")
+            print(f"{name}: test accuracy not in the study (see its report, or run `lstm-search report`)")
             continue
         acc = run["test_acc"]
         print(f"{name} test accuracy (retrained on 60,000 images, tested once): {100 * acc:.2f}% "
@@ -115,7 +163,7 @@ def _pruning_savings(trials: list[FrozenTrial]) -> None:
         spent_s += float(t.user_attrs.get("trial_seconds", 0.0))
         if t.state != TrialState.PRUNED or "config" not in t.user_attrs or "fail_reason" in t.user_attrs:
             continue  # only trials stopped by the pruner (not by the budget or a NaN)
-        done = len(t.intermediate_values)
+        done = _epochs_trained(t)
         left = int(t.user_attrs["config"]["epochs"]) - done
         if done and left > 0:
             saved_epochs += left
