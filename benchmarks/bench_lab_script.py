@@ -18,7 +18,6 @@ import itertools
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from _common import banner, median
