@@ -108,7 +108,9 @@ def test_ctrl_c_records_the_trial_and_the_same_command_resumes(
 @pytest.mark.slow
 def test_ctrl_c_on_the_parent_stops_every_worker(tmp_path: Path, slow_space: Path, fake_root: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
-    proc = start_cli(launch_args("parent", 50, storage, slow_space, fake_root, "--workers", "2"))
+    # N far above what can finish before the signal: with 50 one-second trials a slow poll
+    # once let the study end first and the parent exit 0 (CI, 2026-11-23).
+    proc = start_cli(launch_args("parent", 100_000, storage, slow_space, fake_root, "--workers", "2"))
     try:
         wait_for(lambda: running_trial_with_epoch(storage, "parent"), 120, "an epoch", poll=0.2)
         proc.send_signal(signal.SIGINT)  # only the parent: the workers are in their own group
@@ -157,7 +159,7 @@ def _worker_pid(storage: str, study: str) -> int:
 @pytest.mark.slow
 def test_sigterm_on_the_parent_stops_every_worker(tmp_path: Path, slow_space: Path, fake_root: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
-    proc = start_cli(launch_args("term", 50, storage, slow_space, fake_root, "--workers", "2"))
+    proc = start_cli(launch_args("term", 100_000, storage, slow_space, fake_root, "--workers", "2"))
     try:
         worker = _worker_pid(storage, "term")
         proc.terminate()  # `kill PID`, as a scheduler or a user would send
