@@ -20,6 +20,7 @@ from model.config import TrainConfig
 from model.data import MnistSplits
 from model.train import EpochStats, NonFiniteLossError, fit
 from search.artifacts import upload_checkpoint
+from search.pruning import reported_step
 from search.space import SearchSpace
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
@@ -46,6 +47,10 @@ class Objective:
     # stops at its next epoch end as PRUNED, so `--timeout 2h` takes two hours, not two
     # hours plus the longest trial. None: no budget.
     deadline: float | None = None
+    # Report each epoch at the percentage of the trial's own epochs done instead of at its
+    # epoch number, so pruners compare trials at the same point of their LR schedules
+    # (search/pruning.py). Must match the pruner built with make_pruner(progress=...).
+    progress_steps: bool = False
 
     def __call__(self, trial: optuna.Trial) -> float:
         with warnings.catch_warnings():
@@ -62,8 +67,11 @@ class Objective:
                 curves[name].append(float(value))
                 # Written every epoch so a killed worker still leaves its curves behind.
                 trial.set_user_attr(name, curves[name])
-            trial.report(stats.val_acc, stats.epoch)
-            if trial.should_prune():
+            step = reported_step(stats.epoch, cfg.epochs) if self.progress_steps else stats.epoch
+            trial.report(stats.val_acc, step)
+            # Asked after the last epoch too (successive halving records a trial's rung only
+            # when asked), but a trial that has done all its epochs is never thrown away.
+            if trial.should_prune() and stats.epoch < cfg.epochs:
                 trial.set_user_attr("trial_seconds", time.perf_counter() - start)
                 raise optuna.TrialPruned(
                     f"pruned at epoch {stats.epoch} (val acc {100 * stats.val_acc:.2f}%)"

@@ -1,0 +1,86 @@
+"""Pruners over training progress, and the step a trial reports its accuracy at.
+
+Two ways to say where a trial is when the pruner compares it with others:
+
+- by epoch (``progress=False``): step = the epoch number. Trials of 12 and 30 epochs are
+  compared after the same number of epochs, i.e. at different points of their learning-rate
+  schedules: at epoch 3 a one-cycle run of 30 epochs is still warming up while one of 12 is
+  already decaying, so early epochs rank such runs wrongly (measured: see
+  benchmarks/RESULTS.md, the replay section).
+- by progress (``progress=True``): step = the percentage of the trial's own epochs done
+  (1..100). Every trial is compared at the same point of its schedule: a pruner's rung at
+  25 judges each trial after a quarter of its own training.
+
+The remedy was chosen by replaying both on the recorded learning-curve table
+(benchmarks/replay.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+
+from model.errors import UserInputError
+
+__all__ = [
+    "FIRST_PROGRESS",
+    "FIRST_RUNG",
+    "PRUNERS",
+    "REDUCTION",
+    "make_pruner",
+    "reported_step",
+    "rung_epochs",
+]
+
+PRUNERS = ("hyperband", "sha", "median", "none")
+REDUCTION = 3  # Hyperband / successive halving keep the best third at each rung
+
+# No trial is judged before this epoch (or before the space's shortest trial ends, if
+# sooner). Epoch-1 accuracy ranks configurations wrongly: a one-cycle schedule is still
+# warming up and random shifts slow the start. Measured (H=256, AdamW, one-cycle, 12
+# epochs): shift 2 was behind shift 0 after epoch 1 (91.42% vs 93.02% val) and ahead at
+# the end (99.22% vs 99.10% val, 99.41% vs 99.30% test); a first search pruned exactly
+# such trials at epoch 1. By epoch 3 the warm-up is mostly done.
+FIRST_RUNG = 3
+# By progress, the first rung is at this percentage of each trial's own epochs.
+FIRST_PROGRESS = 25
+PROGRESS_STEPS = 100
+
+
+def reported_step(epoch: int, epochs: int) -> int:
+    """The step at which epoch ``epoch`` (1-based) of an ``epochs``-epoch trial is reported
+    when pruning by progress: the percentage done, rounded up, so the last epoch is 100."""
+    if not 1 <= epoch <= epochs:
+        raise ValueError(f"epoch {epoch} outside 1..{epochs}")
+    return math.ceil(PROGRESS_STEPS * epoch / epochs)
+
+
+def rung_epochs(min_epochs: int, max_epochs: int) -> list[int]:
+    """The epochs at which the epoch-based Hyperband / SHA pruner judges trials."""
+    first = max(1, min(FIRST_RUNG, min_epochs, max_epochs))
+    rungs, r = [], first
+    while r < max_epochs:
+        rungs.append(r)
+        r *= REDUCTION
+    return rungs
+
+
+def make_pruner(
+    name: str, max_epochs: int, min_epochs: int = 1, progress: bool = False
+) -> optuna.pruners.BasePruner:
+    """A pruner over epochs (max_epochs / min_epochs: the longest / shortest trial the space
+    allows) or, with ``progress``, over the percentage of each trial's epochs done."""
+    if progress:
+        first, top = FIRST_PROGRESS, PROGRESS_STEPS
+    else:
+        first, top = max(1, min(FIRST_RUNG, min_epochs, max_epochs)), max_epochs
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=top, reduction_factor=REDUCTION)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=REDUCTION)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=first)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise UserInputError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
