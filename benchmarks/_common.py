@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import platform
 import shlex
+import subprocess
 import statistics
 import sys
 import time
@@ -21,6 +23,7 @@ from torch import Tensor, nn
 __all__ = [
     "NNLSTMClassifier",
     "banner",
+    "cpu_description",
     "median",
     "sgemm_peak_gflops",
     "time_train_steps",
@@ -41,9 +44,29 @@ class NNLSTMClassifier(nn.Module):
         return self.fc(out[:, -1])
 
 
+def cpu_description() -> str:
+    """The CPU model and the flags that decide kernel speed (from lscpu), for every header:
+    the machine changes between sessions, and figures are comparable only on one of them."""
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Model name":
+            model = value.strip()
+        elif key.strip() == "Flags":
+            flags = set(value.split())
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
+    shown = [f for f in wanted if f in flags]
+    return f"{model}; flags: {' '.join(shown) if shown else 'none of ' + '/'.join(wanted)}"
+
+
 def banner(title: str) -> None:
     cmd = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable), *sys.argv])
     print(f"# {title}")
+    print(f"# cpu: {cpu_description()}")
     print(f"# command: PYTHONPATH=. {cmd}")
     print(
         f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}  torch {torch.__version__}"
