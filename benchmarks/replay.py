@@ -1,0 +1,305 @@
+"""Replay search strategies (sampler x pruner) on the recorded learning-curve table.
+
+A tabular benchmark in the manner of LCBench / YAHPO Gym: the curves in
+benchmarks/data/curves.csv (recorded by benchmarks/record_curves.py with the service itself)
+stand in for training. Each replayed trial asks the strategy's real Optuna sampler for a
+configuration of the default space, maps it to the NEAREST recorded configuration, and
+reports that configuration's recorded validation curve epoch by epoch to the strategy's
+real pruner (the service's own `make_sampler` / `make_pruner`). K workers run side by
+side on a simulated clock that advances by the recorded seconds of each epoch, as the
+service's K processes do.
+
+Why nearest neighbour and not a surrogate: with ~100 recorded configurations in 12
+dimensions a fitted surrogate would mostly report its own smoothing, while nearest
+neighbour keeps every replayed curve a real one (its warm-up, its late jump under a
+one-cycle schedule, its noise): what a pruner sees is exactly what it would have seen.
+The price is that the search runs over the recorded set, like LCBench's tabular mode.
+
+    python benchmarks/replay.py                       # the default comparison (< 10 min, 2 cores)
+    python benchmarks/replay.py --seeds 50 --strategies random/none tpe/hyperband tpe/hyperband-progress
+
+Prints, per strategy: the median and spread (25-75%) of the time to reach the table's
+top-1% validation accuracy, the final regret at several budgets, and how often a trial
+mapped to a top-5% configuration was pruned; per rung, the Spearman rank correlation
+between the rung's value and the final value, split by LR schedule and shift. The last
+line is `speedup X`: median time-to-target of random/none over that of the default
+strategy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import optuna
+import pandas as pd
+from scipy.stats import spearmanr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
+
+from benchmarks._common import banner  # noqa: E402
+from model.config import TrainConfig, config_fields  # noqa: E402
+from search.pruning import make_pruner, reported_step, rung_epochs  # noqa: E402
+from search.space import Categorical, SearchSpace, load_space  # noqa: E402
+from search.study import make_sampler  # noqa: E402
+
+TABLE = ROOT / "benchmarks" / "data" / "curves.csv"
+DEFAULT_STRATEGY = "tpe/hyperband-progress"
+BASELINE_STRATEGY = "random/none"
+STRATEGIES = ("random/none", "tpe/none", "random/hyperband", "tpe/hyperband", DEFAULT_STRATEGY)
+BUDGET_FRACTIONS = (0.25, 0.5, 1.0)
+
+
+class Table(NamedTuple):
+    """The recorded curves: one entry per configuration."""
+
+    configs: list[dict[str, Any]]
+    val_acc: list[np.ndarray]  # (epochs,) per configuration
+    seconds: list[np.ndarray]  # (epochs,) per configuration
+    baseline: int | None  # index of the V1 baseline, if recorded
+
+    @property
+    def final(self) -> np.ndarray:
+        return np.array([curve[-1] for curve in self.val_acc])
+
+    def full_seconds(self) -> np.ndarray:
+        return np.array([s.sum() for s in self.seconds])
+
+
+def load_table(path: Path = TABLE) -> Table:
+    frame = pd.read_csv(path).sort_values(["trial", "epoch"])
+    configs, acc, secs, baseline = [], [], [], None
+    for i, (_, rows) in enumerate(frame.groupby("trial", sort=True)):
+        first = rows.iloc[0]
+        cfg = {k: first[k] for k in config_fields()}
+        configs.append({k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()})
+        acc.append(rows["val_acc"].to_numpy(dtype=float))
+        # Epoch times were taken on a shared machine; a trial's median epoch time, repeated,
+        # keeps its cost (set by hidden and batch size) and drops one-off stalls.
+        sec = rows["epoch_seconds"].to_numpy(dtype=float)
+        secs.append(np.full(len(sec), float(np.median(sec))))
+        if bool(first.get("baseline", False)):
+            baseline = i
+    return Table(configs, acc, secs, baseline)
+
+
+class Encoder:
+    """Configurations -> points in [0, 1]^d for nearest-neighbour lookup.
+
+    Ranges map linearly (or log-linearly) onto [0, 1]; a categorical parameter adds 1 to
+    the squared distance when values differ, the same as opposite ends of a range.
+    """
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+
+    def encode(self, values: dict[str, Any]) -> tuple[np.ndarray, list[Any]]:
+        numeric, labels = [], []
+        for name, spec in self.space.params.items():
+            v = values[name]
+            if isinstance(spec, Categorical):
+                labels.append(v)
+                continue
+            lo, hi = float(spec.low), float(spec.high)
+            x = float(v)
+            if spec.log:
+                x, lo, hi = math.log(max(x, lo)), math.log(lo), math.log(hi)
+            numeric.append(0.0 if hi == lo else (x - lo) / (hi - lo))
+        return np.array(numeric), labels
+
+
+class NearestTable:
+    def __init__(self, table: Table, space: SearchSpace) -> None:
+        self.encoder = Encoder(space)
+        points = [self.encoder.encode(cfg) for cfg in table.configs]
+        self.numeric = np.stack([p[0] for p in points])
+        self.labels = np.array([p[1] for p in points], dtype=object)
+
+    def nearest(self, params: dict[str, Any]) -> int:
+        x, labels = self.encoder.encode(params)
+        d = ((self.numeric - x) ** 2).sum(axis=1)
+        d = d + (self.labels != np.array(labels, dtype=object)).sum(axis=1)
+        return int(np.argmin(d))
+
+
+@dataclass
+class RunResult:
+    time_to_target: float  # simulated seconds; inf if never reached
+    regret: list[float]  # at each budget
+    top_started: int  # trials mapped to a top-5% configuration
+    top_pruned: int  # ... and pruned
+    trials: int
+
+
+def replay_once(
+    strategy: str, seed: int, table: Table, space: SearchSpace, workers: int, budget: float,
+    target: float, budgets: Sequence[float], top5: float,
+) -> RunResult:
+    sampler_name, pruner_name = strategy.split("/")
+    progress = pruner_name.endswith("-progress")
+    base_pruner = pruner_name.removesuffix("-progress")
+    epochs = [len(c) for c in table.val_acc]
+    max_epochs, min_epochs = max(epochs), min(epochs)
+    pruner = make_pruner(base_pruner, max_epochs, min_epochs, progress=progress)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler_name, seed), pruner=pruner)
+    nearest = NearestTable(table, space)
+    best_acc = float(table.final.max())
+    if table.baseline is not None:  # the service runs V1 first in every study
+        v1 = TrainConfig.from_dict(table.configs[table.baseline])
+        study.enqueue_trial(space.params_of(v1), user_attrs={"baseline": "v1"})
+
+    clock = [0.0] * workers
+    best_by_time: list[tuple[float, float]] = []  # (time, value) of each complete trial
+    started = pruned_top = 0
+    first_hit = math.inf
+    while min(clock) < budget:
+        w = int(np.argmin(clock))
+        trial = study.ask()
+        if trial.user_attrs.get("baseline") and table.baseline is not None:
+            v1 = TrainConfig.from_dict(table.configs[table.baseline])
+            space.suggest(trial, v1, only=space.params_of(v1))
+            row = table.baseline
+        else:
+            cfg = space.suggest(trial, TrainConfig())
+            row = nearest.nearest({name: getattr(cfg, name) for name in space.params})
+        curve, secs = table.val_acc[row], table.seconds[row]
+        is_top = curve[-1] >= top5
+        started += is_top
+        t = clock[w]
+        state, value = optuna.trial.TrialState.COMPLETE, None
+        n = len(curve)
+        for e in range(n):
+            t += secs[e]
+            trial.report(float(curve[e]), reported_step(e + 1, n) if progress else e + 1)
+            # Asked after every epoch, as the objective does (successive halving records a
+            # trial's rung only when asked); a trial whose last epoch is done is not pruned.
+            if trial.should_prune() and e + 1 < n:
+                state = optuna.trial.TrialState.PRUNED
+                break
+        if state == optuna.trial.TrialState.PRUNED:
+            pruned_top += is_top
+            study.tell(trial, state=state)
+        else:
+            value = float(curve[-1])
+            study.tell(trial, value)
+            best_by_time.append((t, value))
+            if value >= target:
+                first_hit = min(first_hit, t)
+        clock[w] = t
+    regret = []
+    for b in budgets:
+        values = [v for when, v in best_by_time if when <= b]
+        regret.append(best_acc - max(values) if values else best_acc)
+    return RunResult(first_hit, regret, started, pruned_top, len(study.trials))
+
+
+def _worker(job: tuple[Any, ...]) -> tuple[str, int, RunResult]:
+    strategy, seed, table, space, workers, budget, target, budgets, top5 = job
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.simplefilter("ignore")
+    return strategy, seed, replay_once(strategy, seed, table, space, workers, budget, target, budgets, top5)
+
+
+def rung_correlations(table: Table) -> pd.DataFrame:
+    """Spearman between the value at each rung and the final value, overall and per group."""
+    epochs = [len(c) for c in table.val_acc]
+    rows = []
+    groups: list[tuple[str, Any]] = [("all", None)]
+    for key in ("schedule", "shift"):
+        groups += [(key, v) for v in sorted({c[key] for c in table.configs})]
+    rungs = [("epoch", r) for r in rung_epochs(min(epochs), max(epochs))]
+    rungs += [("progress", p) for p in (25, 50)]
+    for kind, r in rungs:
+        for key, v in groups:
+            pairs = []
+            for cfg, curve in zip(table.configs, table.val_acc):
+                if key != "all" and cfg[key] != v:
+                    continue
+                n = len(curve)
+                e = r if kind == "epoch" else max(1, math.ceil(r * n / 100))
+                if e < n:
+                    pairs.append((curve[e - 1], curve[-1]))
+            rho = spearmanr(*zip(*pairs)).statistic if len(pairs) >= 5 else float("nan")
+            label = f"epoch {r}" if kind == "epoch" else f"{r}% of epochs"
+            rows.append({"rung": label, "group": "all" if key == "all" else f"{key}={v}",
+                         "n": len(pairs), "spearman": rho})
+    return pd.DataFrame(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", type=Path, default=TABLE, help="learning-curve CSV (record_curves.py)")
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), help="sampler/pruner pairs")
+    p.add_argument("--seeds", type=int, default=20, help="replays per strategy")
+    p.add_argument("--workers", type=int, default=2, help="simulated parallel workers (the service's default here)")
+    p.add_argument("--budget-factor", type=float, default=1.0,
+                   help="budget = this x the time to train every recorded configuration once, over the workers")
+    p.add_argument("--jobs", type=int, default=2, help="processes running replays")
+    args = p.parse_args(argv)
+    banner("search strategies replayed on the learning-curve table")
+    table = load_table(args.table)
+    space = load_space("default")
+    final = table.final
+    target = float(np.quantile(final, 0.99))
+    top5 = float(np.quantile(final, 0.95))
+    budget = args.budget_factor * table.full_seconds().sum() / args.workers
+    budgets = [f * budget for f in BUDGET_FRACTIONS]
+    print(f"table: {args.table.relative_to(ROOT) if args.table.is_relative_to(ROOT) else args.table}: "
+          f"{len(final)} configurations, {sum(len(c) for c in table.val_acc)} epochs; best final val acc "
+          f"{100 * final.max():.2f}%, top-1% target {100 * target:.2f}%, top-5% {100 * top5:.2f}%")
+    print(f"simulated {args.workers} workers, budget {budget / 3600:.2f} h of table time "
+          f"(regret at {', '.join(f'{b / 3600:.2f} h' for b in budgets)}), {args.seeds} seeds per strategy\n")
+
+    corr = rung_correlations(table)
+    pivot = corr.pivot_table(index="group", columns="rung", values="spearman", sort=False)
+    print("Spearman(value at rung, final value), by group (n per cell in the CSV):")
+    print(pivot.to_string(float_format=lambda v: f"{v:.2f}"))
+    print()
+
+    jobs = [(s, seed, table, space, args.workers, budget, target, budgets, top5)
+            for s in args.strategies for seed in range(args.seeds)]
+    start = time.perf_counter()
+    with mp.get_context("fork").Pool(args.jobs) as pool:
+        results = pool.map(_worker, jobs, chunksize=1)
+    by_strategy: dict[str, list[RunResult]] = {}
+    for strategy, _, r in results:
+        by_strategy.setdefault(strategy, []).append(r)
+    rows = []
+    for strategy in args.strategies:
+        rs = by_strategy[strategy]
+        ttt = np.array([r.time_to_target for r in rs])
+        # Runs that never reach the target count as infinitely slow (censored), so the median
+        # is an observed value, not an interpolation with infinity.
+        q25, q50, q75 = (np.quantile(ttt, q, method="inverted_cdf") / 60 for q in (0.25, 0.5, 0.75))
+        row = {"strategy": strategy, "reached": f"{np.isfinite(ttt).sum()}/{len(ttt)}",
+               "ttt median min": q50, "ttt 25-75%": f"{q25:.0f}-{q75:.0f}"}
+        for f, i in zip(BUDGET_FRACTIONS, range(len(budgets))):
+            row[f"regret@{f:g} pp"] = 100 * float(np.median([r.regret[i] for r in rs]))
+        started = sum(r.top_started for r in rs)
+        row["top5% pruned"] = f"{sum(r.top_pruned for r in rs)}/{started}"
+        row["trials"] = float(np.median([r.trials for r in rs]))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(f"\n(replays took {time.perf_counter() - start:.0f} s; ttt = time to target in minutes of "
+          "table time; regret in percentage points of validation accuracy, median over seeds)")
+    median = {row["strategy"]: row["ttt median min"] for row in rows}
+    default = args.strategies[-1] if DEFAULT_STRATEGY not in median else DEFAULT_STRATEGY
+    if BASELINE_STRATEGY in median:
+        ratio = median[BASELINE_STRATEGY] / median[default]
+        print(f"speedup {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
