@@ -47,6 +47,13 @@ class TrainConfig:
     recurrent_init: str = "uniform"  # init of the W (hidden-to-hidden) matrices
     # Training images are moved by up to this many pixels in each direction (0: off).
     shift: int = 0
+    # Training images are also rotated by up to this many degrees and scaled by up to this
+    # fraction (0: off), each image by its own draw (model/augment.py).
+    rotate: float = 0.0
+    scale: float = 0.0
+    # Decay of an exponential moving average of the weights, which is what gets evaluated
+    # and saved (0: off; 0.999 averages over ~1,000 steps).
+    ema: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -64,6 +71,9 @@ class TrainConfig:
         _integer("shift", self.shift, low=0)
         if self.shift > 8:
             raise ConfigError(f"shift must be <= 8 pixels of the 28 (got {self.shift})")
+        _number("rotate", self.rotate, low=0.0, high=45.0)
+        _number("scale", self.scale, low=0.0, high=0.5, high_open=True)
+        _number("ema", self.ema, low=0.0, high=1.0, high_open=True)
         _integer("seed", self.seed, low=0)
         _number("lr", self.lr, positive=True)
         _number("momentum", self.momentum, low=0.0, high=1.0)

@@ -14,9 +14,11 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from model.classifier import LSTMClassifier, build_model
 from model.config import TrainConfig
+from model.augment import augment, random_shift
 from model.data import iterate_minibatches
 
 __all__ = [
@@ -91,23 +93,6 @@ def make_scheduler(
     return None
 
 
-def random_shift(x: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
-    """Each image moved by its own (dy, dx) in [-max_shift, max_shift], zeros shifted in.
-
-    Cheap enough to run per batch on the CPU: one pad and one gather, no Python loop.
-    A vertical move changes which time step a row arrives at, a horizontal one which
-    input unit sees a stroke; both are variations the model must be robust to.
-    """
-    b, h, w = x.shape  # (B, 28, 28)
-    k = max_shift
-    padded = F.pad(x, (k, k, k, k))  # (B, 28+2k, 28+2k)
-    dy, dx = torch.randint(0, 2 * k + 1, (2, b), generator=generator).to(x.device)  # (B,) each
-    rows = dy[:, None] + torch.arange(h, device=x.device)  # (B, 28)
-    cols = dx[:, None] + torch.arange(w, device=x.device)  # (B, 28)
-    batch = torch.arange(b, device=x.device)[:, None, None]  # (B, 1, 1)
-    return padded[batch, rows[:, :, None], cols[:, None, :]]  # (B, 28, 28)
-
-
 def train_one_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -120,8 +105,12 @@ def train_one_epoch(
     log: Log | None = None,
     log_every: int = 100,
     max_steps: int | None = None,
+    ema: AveragedModel | None = None,
 ) -> float:
-    """One pass over (x, y) in shuffled mini-batches; returns the mean training loss."""
+    """One pass over (x, y) in shuffled mini-batches; returns the mean training loss.
+
+    ``ema``, if given, is updated after every optimizer step.
+    """
     model.train()
     steps = math.ceil(y.shape[0] / cfg.batch_size)
     if max_steps is not None:
@@ -129,14 +118,15 @@ def train_one_epoch(
     params = [p for p in model.parameters() if p.requires_grad]
     total = torch.zeros((), device=x.device)
     for step, (xb, yb) in enumerate(iterate_minibatches(x, y, cfg.batch_size, generator), 1):
-        if cfg.shift > 0:
-            xb = random_shift(xb, cfg.shift, generator)
+        xb = augment(xb, cfg.shift, cfg.rotate, cfg.scale, generator)
         loss = F.cross_entropy(model(xb), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         if scheduler is not None:
             scheduler.step()
         total += loss.detach()
@@ -198,14 +188,18 @@ def fit(
         steps = min(steps, max_steps)
     scheduler = make_scheduler(optimizer, cfg, steps)
     generator = torch.Generator().manual_seed(cfg.seed)
+    # An exponential moving average of the weights is what gets evaluated and returned: a
+    # cheap, well-known gain at the end of training (torch.optim.swa_utils).
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema > 0 else None
+    scored = model if ema is None else ema.module
     history: list[EpochStats] = []
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         train_loss = train_one_epoch(
             model, optimizer, scheduler, train_x, train_y, cfg, generator,
-            epoch=epoch, log=log, log_every=log_every, max_steps=max_steps,
+            epoch=epoch, log=log, log_every=log_every, max_steps=max_steps, ema=ema,
         )
-        val_loss, val_acc = evaluate(model, eval_x, eval_y)
+        val_loss, val_acc = evaluate(scored, eval_x, eval_y)
         stats = EpochStats(
             epoch=epoch,
             train_loss=train_loss,
@@ -223,4 +217,4 @@ def fit(
             )
         if on_epoch is not None:
             on_epoch(stats)
-    return FitResult(model, history)
+    return FitResult(scored, history)
