@@ -112,21 +112,31 @@ def load() -> ModuleType | None:
 
 
 class _ExtLSTMSequence(torch.autograd.Function):
-    """h_T of the LSTM over x (T, B, D), CPU only, through the C++ kernels."""
+    """h_T of the LSTM over x (T, B, D), CPU only, through the C++ kernels.
+
+    ``mixed``: bf16 matmul operands with float32 state and gradients (see lstm.cpp). The
+    kernels run with autocast off: the precision is chosen here, explicitly, and an
+    autocast region must not recast the kernels' own matmuls (that was the
+    "self and mat2 must have the same dtype" error).
+    """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor) -> Tensor:
+    def forward(
+        ctx: Any, x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor, mixed: bool = False
+    ) -> Tensor:
         ext = _state["module"]
-        h, gates, cs, tanh_cs, hs = ext.forward(x, weight_ih, weight_hh, bias)
-        ctx.save_for_backward(x, weight_ih, weight_hh, gates, cs, tanh_cs, hs)
+        with torch.autocast("cpu", enabled=False):
+            h, gates, cs, tanh_cs, hs, x_m, w_ih_m, w_hh_m = ext.forward(x, weight_ih, weight_hh, bias, mixed)
+        ctx.save_for_backward(x_m, w_ih_m, w_hh_m, gates, cs, tanh_cs, hs)
         return h
 
     @staticmethod
     def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor | None, ...]:
         ext = _state["module"]
         needs = ctx.needs_input_grad
-        grad_x, grad_w_ih, grad_w_hh, grad_b = ext.backward(grad_h, *ctx.saved_tensors, needs[0])
-        return grad_x if needs[0] else None, grad_w_ih, grad_w_hh, grad_b
+        with torch.autocast("cpu", enabled=False):
+            grad_x, grad_w_ih, grad_w_hh, grad_b = ext.backward(grad_h, *ctx.saved_tensors, needs[0])
+        return grad_x if needs[0] else None, grad_w_ih, grad_w_hh, grad_b, None
 
 
 def function() -> type[torch.autograd.Function] | None:
