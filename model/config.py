@@ -15,6 +15,7 @@ from model.errors import ConfigError
 __all__ = [
     "CELLS",
     "OPTIMIZERS",
+    "PRECISIONS",
     "PRESETS",
     "RECURRENT_INITS",
     "SCHEDULES",
@@ -26,6 +27,8 @@ CELLS = ("lstm", "gru", "rnn")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle")
 RECURRENT_INITS = ("uniform", "orthogonal", "identity")
+# auto: bf16 only where a start-up probe finds bf16 matmuls clearly faster (model.precision).
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class TrainConfig:
     # Training images are moved by up to this many pixels in each direction (0: off).
     shift: int = 0
     seed: int = 0
+    # fp32, or bf16 matmuls under autocast (fp32 master weights and cell state); auto: bf16
+    # only where a start-up probe finds bf16 faster on this machine (model.precision).
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -58,6 +64,7 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
+        _choice("precision", self.precision, PRECISIONS)
         _integer("hidden_size", self.hidden_size, low=1)
         _integer("batch_size", self.batch_size, low=1)
         _integer("epochs", self.epochs, low=1)

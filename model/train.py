@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from model.classifier import LSTMClassifier, build_model
 from model.config import TrainConfig
 from model.data import iterate_minibatches
+from model.precision import autocast, resolve_precision
 
 __all__ = [
     "EpochStats",
@@ -48,6 +49,7 @@ class EpochStats(NamedTuple):
 class FitResult(NamedTuple):
     model: LSTMClassifier
     history: list[EpochStats]
+    precision: str = "fp32"  # what training ran in ("fp32" or "bf16"; "auto" resolved)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -120,8 +122,13 @@ def train_one_epoch(
     log: Log | None = None,
     log_every: int = 100,
     max_steps: int | None = None,
+    precision: str = "fp32",
 ) -> float:
-    """One pass over (x, y) in shuffled mini-batches; returns the mean training loss."""
+    """One pass over (x, y) in shuffled mini-batches; returns the mean training loss.
+
+    precision "bf16" runs forward and loss under bf16 autocast; backward and the
+    optimizer step stay outside it (float32 master weights and optimizer state).
+    """
     model.train()
     steps = math.ceil(y.shape[0] / cfg.batch_size)
     if max_steps is not None:
@@ -131,7 +138,8 @@ def train_one_epoch(
     for step, (xb, yb) in enumerate(iterate_minibatches(x, y, cfg.batch_size, generator), 1):
         if cfg.shift > 0:
             xb = random_shift(xb, cfg.shift, generator)
-        loss = F.cross_entropy(model(xb), yb)
+        with autocast(precision, x.device):
+            loss = F.cross_entropy(model(xb), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -156,16 +164,21 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (fraction) over (x, y)."""
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH, precision: str = "fp32"
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (fraction) over (x, y), in ``precision`` ("fp32"
+    or "bf16" autocast). fit scores in float32 whatever it trains in, so validation
+    scores compare across precisions and match the report's float32 test evaluation."""
     model.eval()
     if y.shape[0] == 0:
         return float("nan"), float("nan")
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     for xb, yb in iterate_minibatches(x, y, batch_size):
-        logits = model(xb)
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+        with autocast(precision, x.device):
+            logits = model(xb)
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum")
         correct += (logits.argmax(dim=1) == yb).sum()
     n = y.shape[0]
     return loss_sum.item() / n, correct.item() / n
@@ -186,8 +199,14 @@ def fit(
     """Train a fresh model for cfg.epochs; evaluate on (eval_x, eval_y) after each epoch.
 
     ``max_steps`` caps the mini-batches per epoch (for --dry-run and cheap tests).
+    ``cfg.precision`` "auto" is resolved here (``model.precision``, probed once per
+    process; callers that record it call ``resolve_precision`` too and get the same
+    answer); the result says what training used.
     """
     device = torch.device(device)
+    precision = resolve_precision(cfg.precision, device)
+    if log is not None and cfg.precision != precision:
+        log(f"precision {cfg.precision}: training in {precision} on {device}")
     seed_everything(cfg.seed)
     model = build_model(cfg).to(device)
     train_x, train_y = train_x.to(device), train_y.to(device)
@@ -203,7 +222,7 @@ def fit(
         start = time.perf_counter()
         train_loss = train_one_epoch(
             model, optimizer, scheduler, train_x, train_y, cfg, generator,
-            epoch=epoch, log=log, log_every=log_every, max_steps=max_steps,
+            epoch=epoch, log=log, log_every=log_every, max_steps=max_steps, precision=precision,
         )
         val_loss, val_acc = evaluate(model, eval_x, eval_y)
         stats = EpochStats(
@@ -223,4 +242,4 @@ def fit(
             )
         if on_epoch is not None:
             on_epoch(stats)
-    return FitResult(model, history)
+    return FitResult(model, history, precision)
