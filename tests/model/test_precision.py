@@ -121,10 +121,11 @@ def test_float64_ignores_autocast() -> None:
     torch.testing.assert_close(cast, plain, rtol=0, atol=0)
 
 
-def test_the_autocast_idiom_trains_the_classifier() -> None:
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_autocast_idiom_trains_the_classifier(cell: str) -> None:
     """The issue's idiom: autocast around forward and loss, backward and step outside."""
     torch.manual_seed(0)
-    model = LSTMClassifier(28, 32)
+    model = LSTMClassifier(28, 32, cell=cell)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     x, y = torch.randn(32, 28, 28), torch.randint(0, 10, (32,))
     losses = []
