@@ -14,6 +14,12 @@ not the arithmetic, is what made the plain unroll slower than ``nn.LSTM``:
   matmul per step in the reverse loop; dW_hh, dW_ih, db and dx are then each a single
   large matmul or sum over all steps.
 
+Mixed precision: inside ``torch.autocast`` (bf16; fp16 on CUDA) the matmul operands (x,
+U, W and each step's h) are cast to the autocast dtype, the products are added into a
+float32 gate buffer, and c, the activations, the elementwise backward and the returned
+gradients stay float32. Autocast itself is switched off inside the Functions: the
+precision is passed explicitly, so no product is recast behind the kernels' back.
+
 ``lstm_sequence`` picks the C++ extension (``model.lstm_ext``) for CPU tensors when it
 builds, and the pure-torch ``LSTMSequenceFunction`` otherwise (CUDA tensors included).
 Both are tested equal to stepping ``ManualLSTMCell.forward`` (values and gradients).
