@@ -7,6 +7,9 @@ later processes (every search worker) only load the built library. When the buil
 (no compiler, no ninja, read-only cache), ``function()`` returns None after one warning
 and callers use the pure-torch path in ``model.fused_lstm``, which computes the same thing.
 Set ``LSTM_SEARCH_NO_EXT=1`` to skip the extension (benchmarks compare both paths this way).
+``LSTM_SEARCH_PACKED_GEMM=1`` (or ``set_packed_gemm(True)``) makes the float32 recurrent
+products use MKL's packed GEMM (W packed once per sequence instead of once per step);
+off by default until measured faster (``benchmarks/bench_throughput.py --packed-gemm``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["cache_dir", "function", "load"]
+__all__ = ["cache_dir", "function", "load", "set_packed_gemm"]
 
 _SOURCE = Path(__file__).with_name("csrc") / "lstm.cpp"
 _lock = threading.Lock()
@@ -107,8 +110,17 @@ def load() -> ModuleType | None:
                 stacklevel=2,
             )
             module = None
+        if module is not None and os.environ.get("LSTM_SEARCH_PACKED_GEMM", "") not in ("", "0"):
+            module.set_packed_gemm(True)
         _state["module"] = module
         return module
+
+
+def set_packed_gemm(enabled: bool) -> bool:
+    """Switch the packed float32 recurrent products on or off; returns whether they are
+    now in use (False where the extension or MKL's packed API is unavailable)."""
+    module = load()
+    return bool(module.set_packed_gemm(enabled)) if module is not None else False
 
 
 class _ExtLSTMSequence(torch.autograd.Function):

@@ -13,7 +13,10 @@
 // elementwise arithmetic and the returned gradients stay float32.
 #include <torch/extension.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -148,6 +151,64 @@ void backward_step(const scalar_t* __restrict__ gates, const scalar_t* __restric
   }
 }
 
+// MKL's packed-GEMM API, for the float32 recurrent product: an ordinary sgemm re-packs its
+// weight operand on every call (28 times per sequence here), while nn.LSTM's oneDNN
+// kernels pack W once. Looked up at run time in the libraries torch has loaded (x86 wheels
+// link MKL statically and export these); where absent, the ordinary at:: calls run.
+// Off unless enabled (set_packed_gemm / $LSTM_SEARCH_PACKED_GEMM) until measured faster.
+namespace mkl {
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+using GetSize = size_t (*)(int identifier, int m, int n, int k);
+using Pack = void (*)(int layout, int identifier, int trans, int m, int n, int k, float alpha,
+                      const float* src, int ld, float* dest);
+using Compute = void (*)(int layout, int transa, int transb, int m, int n, int k, const float* a,
+                         int lda, const float* b, int ldb, float beta, float* c, int ldc);
+struct Api {
+  GetSize get_size = nullptr;
+  Pack pack = nullptr;
+  Compute compute = nullptr;
+  bool ok() const { return get_size && pack && compute; }
+};
+
+const Api& api() {
+  static const Api found = [] {
+    Api a;
+    void* lib = dlopen("libtorch_cpu.so", RTLD_NOW | RTLD_NOLOAD);
+    void* where = lib ? lib : RTLD_DEFAULT;
+    a.get_size = reinterpret_cast<GetSize>(dlsym(where, "cblas_sgemm_pack_get_size"));
+    a.pack = reinterpret_cast<Pack>(dlsym(where, "cblas_sgemm_pack"));
+    a.compute = reinterpret_cast<Compute>(dlsym(where, "cblas_sgemm_compute"));
+    return a;
+  }();
+  return found;
+}
+
+std::atomic<bool> enabled{false};
+
+// The B operand (k x n, or its transpose) of m-row products packed once; a float tensor
+// keeps the buffer alive and aligned.
+at::Tensor pack_b(const at::Tensor& w, bool transpose, int64_t m, int64_t n, int64_t k) {
+  const size_t bytes = api().get_size(kBMatrix, m, n, k);
+  at::Tensor dest = at::empty({static_cast<int64_t>(bytes / sizeof(float)) + 1}, w.options());
+  api().pack(kRowMajor, kBMatrix, transpose ? kTrans : kNoTrans, m, n, k, 1.0f,
+             w.data_ptr<float>(), w.size(1), dest.data_ptr<float>());
+  return dest;
+}
+
+// c (m x n, row-major, contiguous) = a (m x k, contiguous) * packed + beta * c.
+void packed_mm(const at::Tensor& a, const at::Tensor& packed, at::Tensor& c, float beta) {
+  const int64_t m = c.size(0), n = c.size(1), k = a.size(1);
+  api().compute(kRowMajor, kNoTrans, kPacked, m, n, k, a.data_ptr<float>(), k,
+                packed.data_ptr<float>(), 0, beta, c.data_ptr<float>(), n);
+}
+}  // namespace mkl
+
+template <typename scalar_t, typename mm_t>
+bool use_packed() {
+  return std::is_same_v<scalar_t, float> && std::is_same_v<mm_t, float> && mkl::enabled.load() &&
+         mkl::api().ok();
+}
+
 void check_inputs(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& w_hh,
                   const at::Tensor& bias) {
   TORCH_CHECK(x.device().is_cpu(), "lstm_ext handles CPU tensors only");
@@ -172,15 +233,22 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& x, const at::Tensor& w_ih
   at::Tensor gates = kMixed ? at::add(at::mm(x_m.reshape({T * B, D}), w_ih_m.t()), bias)
                             : at::addmm(bias, x.reshape({T * B, D}), w_ih.t());
   gates = gates.view({T, B, 4 * H});
-  at::Tensor cs = at::zeros({T + 1, B, H}, x.options());
-  at::Tensor hs = at::zeros({T + 1, B, H}, x.options().dtype(mm_type));
+  // Every step writes its slice: only c_0 = h_0 = 0 needs zeroing.
+  at::Tensor cs = at::empty({T + 1, B, H}, x.options());
+  at::Tensor hs = at::empty({T + 1, B, H}, x.options().dtype(mm_type));
+  cs.select(0, 0).zero_();
+  hs.select(0, 0).zero_();
   at::Tensor tanh_cs = at::empty({T, B, H}, x.options());
   at::Tensor prod = kMixed ? at::empty({B, 4 * H}, hs.options()) : at::Tensor();
   const at::Tensor w_hh_t = w_hh_m.t();
+  const bool packed = use_packed<scalar_t, mm_t>();
+  const at::Tensor w_packed = packed ? mkl::pack_b(w_hh, true, B, 4 * H, H) : at::Tensor();
   for (int64_t t = 0; t < T; ++t) {
     at::Tensor g = gates.select(0, t);
     if constexpr (kMixed) {
       at::mm_out(prod, hs.select(0, t), w_hh_t);
+    } else if (packed) {
+      mkl::packed_mm(hs.select(0, t), w_packed, g, 1.0f);
     } else {
       g.addmm_(hs.select(0, t), w_hh_t);
     }
@@ -207,6 +275,8 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_h, const at::Tensor
   const at::Tensor dh_T = grad_h.to(scalar_type).contiguous();
   at::Tensor dh = at::empty({B, H}, hs.options());  // da W of the step after
   at::Tensor dc = at::zeros({B, H}, cs.options());
+  const bool packed = use_packed<scalar_t, mm_t>();
+  const at::Tensor w_packed = packed && T > 1 ? mkl::pack_b(w_hh_m, false, B, H, 4 * H) : at::Tensor();
   for (int64_t t = T - 1; t >= 0; --t) {
     at::Tensor a = da.select(0, t);
     const scalar_t* g = gates.select(0, t).data_ptr<scalar_t>();
@@ -219,7 +289,13 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_h, const at::Tensor
       backward_step<scalar_t, mm_t, mm_t>(g, cp, tc, dh.data_ptr<mm_t>(), dc.data_ptr<scalar_t>(),
                                           a.data_ptr<mm_t>(), B, H);
     }
-    if (t > 0) at::mm_out(dh, a, w_hh_m);
+    if (t > 0) {
+      if (packed) {
+        mkl::packed_mm(a, w_packed, dh, 0.0f);
+      } else {
+        at::mm_out(dh, a, w_hh_m);
+      }
+    }
   }
   // Weight gradients summed over all steps: one large matmul each instead of T small ones
   // (fp32 accumulation inside the bf16 matmuls), returned in the master weights' dtype.
@@ -266,7 +342,14 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& grad_h, const at::Tensor
   });
 }
 
+// Returns whether the packed float32 recurrent products are now in use.
+bool set_packed_gemm(bool enable) {
+  mkl::enabled.store(enable);
+  return enable && mkl::api().ok();
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("set_packed_gemm", &set_packed_gemm, "use MKL's packed GEMM for float32 W h products");
   m.def("forward", &lstm_forward, "LSTM sequence forward (CPU)");
   m.def("backward", &lstm_backward, "LSTM sequence backward (CPU)");
 }
