@@ -15,6 +15,7 @@ table of whichever precision auto resolves to here.
     PYTHONPATH=. python benchmarks/bench_throughput.py                 # CPU, 1 thread
     PYTHONPATH=. python benchmarks/bench_throughput.py --threads 2
     PYTHONPATH=. python benchmarks/bench_throughput.py --precision bf16 --hidden 128 256 512 --batch 256
+    PYTHONPATH=. python benchmarks/bench_throughput.py --packed-gemm   # + ours with MKL packed W
     PYTHONPATH=. python benchmarks/bench_throughput.py --device cuda   # vs cuDNN
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -53,6 +55,10 @@ def main() -> None:
         "--python-path", action="store_true",
         help="also time the pure-torch autograd.Function (no C++ extension)",
     )
+    parser.add_argument(
+        "--packed-gemm", action="store_true",
+        help="fp32 table: also time ours with MKL's packed recurrent GEMM (model.lstm_ext.set_packed_gemm)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -67,7 +73,10 @@ def main() -> None:
     print(f"# precision auto here: {auto} (probe: bf16 matmul {bf16_matmul_speedup(device):.2f}x float32"
           f" at the per-step shape, on {torch.get_num_threads()} thread(s))")
     table = auto if args.precision == "auto" else args.precision
-    print(_bf16_header() if table == "bf16" else _fp32_header(args.python_path))
+    if args.packed_gemm:
+        print(f"# packed GEMM available: {lstm_ext.set_packed_gemm(True)}")
+        lstm_ext.set_packed_gemm(False)
+    print(_bf16_header() if table == "bf16" else _fp32_header(args.python_path, args.packed_gemm))
     for hidden in args.hidden:
         for batch in args.batch:
             if table == "bf16":
@@ -77,12 +86,25 @@ def main() -> None:
 
 
 def _runs(hidden: int, batch: int, args: argparse.Namespace, device: torch.device,
-          which: dict[str, tuple[type[torch.nn.Module], str]]) -> dict[str, float]:
-    """Median samples/s of each (model class, precision), interleaved over the repeats."""
+          which: dict[str, tuple[type[torch.nn.Module], str]], packed: frozenset[str] = frozenset()) -> dict[str, float]:
+    """Median samples/s of each (model class, precision), interleaved over the repeats;
+    the runs named in ``packed`` use the packed recurrent GEMM, the others not."""
+    from model import lstm_ext
+
     torch.manual_seed(0)
     steps = max(2, args.samples // batch)
-    runs = {name: time_train_steps(cls(28, hidden).to(device), batch, steps, device, precision=precision)
-            for name, (cls, precision) in which.items()}
+
+    def timed(name: str, cls: type[torch.nn.Module], precision: str) -> Callable[[], float]:
+        lstm_ext.set_packed_gemm(name in packed)  # also during the warm-up steps
+        run = time_train_steps(cls(28, hidden).to(device), batch, steps, device, precision=precision)
+
+        def switched() -> float:
+            lstm_ext.set_packed_gemm(name in packed)
+            return run()
+
+        return switched
+
+    runs = {name: timed(name, cls, precision) for name, (cls, precision) in which.items()}
     rates: dict[str, list[float]] = {name: [] for name in runs}
     peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for _ in range(args.repeats):
@@ -96,8 +118,10 @@ def _runs(hidden: int, batch: int, args: argparse.Namespace, device: torch.devic
     return med
 
 
-def _fp32_header(python_path: bool) -> str:
+def _fp32_header(python_path: bool, packed_gemm: bool) -> str:
     cols = ["H", "B", "ours/s", "nn.LSTM/s", "ratio"]
+    if packed_gemm:
+        cols += ["packed/s", "packed/nn"]
     if python_path:
         cols += ["py-path/s", "py/nn"]
     cols += ["ours GF/s", "nn GF/s", "sgemm GF/s", "ours %peak", "nn %peak"]
@@ -106,11 +130,15 @@ def _fp32_header(python_path: bool) -> str:
 
 def _fp32_row(hidden: int, batch: int, args: argparse.Namespace, device: torch.device) -> str:
     which = {"ours": (LSTMClassifier, "fp32"), "nn": (NNLSTMClassifier, "fp32")}
+    if args.packed_gemm:
+        which["packed"] = (LSTMClassifier, "fp32")
     if args.python_path:
         which["py"] = (_PythonPathClassifier, "fp32")
-    med = _runs(hidden, batch, args, device, which)
+    med = _runs(hidden, batch, args, device, which, packed=frozenset({"packed"}))
     peak, flop = med["peak_fp32"], train_flop_per_sample(hidden)
     row = [f"{hidden}", f"{batch}", f"{med['ours']:.0f}", f"{med['nn']:.0f}", f"{med['ours'] / med['nn']:.2f}"]
+    if args.packed_gemm:
+        row += [f"{med['packed']:.0f}", f"{med['packed'] / med['nn']:.2f}"]
     if args.python_path:
         row += [f"{med['py']:.0f}", f"{med['py'] / med['nn']:.2f}"]
     g_ours, g_nn = med["ours"] * flop / 1e9, med["nn"] * flop / 1e9
