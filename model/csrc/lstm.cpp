@@ -258,8 +258,9 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& x, const at::Tensor& w_ih
         tanh_cs.select(0, t).data_ptr<scalar_t>(), hs.select(0, t + 1).data_ptr<mm_t>(), B, H);
   }
   // h_T in full precision: hs holds it rounded to bf16 in mixed precision.
-  at::Tensor h_T = kMixed ? gates.select(0, T - 1).narrow(1, 3 * H, H) * tanh_cs.select(0, T - 1)
-                          : hs.select(0, T).clone();
+  at::Tensor h_T = !kMixed ? hs.select(0, T).clone()
+                   : T == 0 ? at::zeros({B, H}, x.options())
+                            : gates.select(0, T - 1).narrow(1, 3 * H, H) * tanh_cs.select(0, T - 1);
   return {h_T, gates, cs, tanh_cs, hs, x_m, w_ih_m, w_hh_m};
 }
 
