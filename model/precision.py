@@ -16,6 +16,7 @@ the optimizer state, the LSTM's cell state and gate non-linearities stay float32
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 
@@ -25,6 +26,7 @@ from model.config import PRECISIONS
 from model.errors import ConfigError
 
 __all__ = [
+    "AUTO_ENV",
     "PRECISIONS",
     "SPEEDUP_NEEDED",
     "autocast",
@@ -40,6 +42,9 @@ SPEEDUP_NEEDED = 1.2
 # A mid-sized trial of the default space: hidden 256, a batch of 64 (per-step product
 # 64 x 256 x 1024); 0.2-1 s for warm-up and three rounds of one step in each precision.
 _PROBE_HIDDEN, _PROBE_BATCH = 256, 64
+# Set to fp32 or bf16, this pins what "auto" means and skips the probe: for workers on
+# many identical machines, where a noisy probe could choose differently, and for tests.
+AUTO_ENV = "LSTM_SEARCH_AUTO_PRECISION"
 _speedups: dict[str, float] = {}  # per device ("cpu", "cuda:0"): measured once per process
 
 
@@ -109,8 +114,13 @@ def resolve_precision(
 ) -> str:
     """The precision a run on ``device`` trains in: what it asked for, or for "auto"
     bf16 where the probe (default ``bf16_speedup``) finds a bf16 training step at least
-    ``SPEEDUP_NEEDED`` times faster."""
+    ``SPEEDUP_NEEDED`` times faster, unless ``$LSTM_SEARCH_AUTO_PRECISION`` pins it."""
     device = torch.device(device)
+    pinned = os.environ.get(AUTO_ENV, "")
+    if requested == "auto" and pinned:
+        if pinned not in ("fp32", "bf16"):
+            raise ConfigError(f"${AUTO_ENV} must be fp32 or bf16 (got {pinned!r}); unset it to probe")
+        requested = pinned
     measure = probe or bf16_speedup  # looked up per call: tests replace the probe
     chosen = choose_precision(requested, lambda: measure(device))
     if chosen == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():

@@ -21,10 +21,8 @@ def _one_thread() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _pin_precision_probe(monkeypatch: pytest.MonkeyPatch) -> None:
-    # precision "auto" (the default) would time bf16 against float32 matmuls and train in
-    # bf16 on some machines: tests pin "no bf16 gain" so every machine runs float32.
-    # Tests of the probe itself replace this.
-    from model import precision
-
-    monkeypatch.setattr(precision, "_speedups", {"cpu": 1.0, "cuda:0": 1.0})
+def _pin_auto_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    # precision "auto" (the default) would time bf16 against float32 and train in bf16 on
+    # some machines: tests pin it to float32 everywhere, subprocesses included (an env
+    # var). Tests of the probe itself unset it.
+    monkeypatch.setenv("LSTM_SEARCH_AUTO_PRECISION", "fp32")

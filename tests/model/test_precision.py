@@ -176,9 +176,28 @@ def test_precision_field_is_validated() -> None:
         TrainConfig(precision="fp16")
 
 
+@pytest.fixture
+def probing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undo the suite's pin (tests/conftest.py): "auto" asks the probe again."""
+    monkeypatch.delenv(precision_mod.AUTO_ENV, raising=False)
+
+
 @pytest.mark.parametrize(("speedup", "expected"), [(0.3, "fp32"), (1.1, "fp32"), (1.2, "bf16"), (3.5, "bf16")])
-def test_auto_follows_the_probe(speedup: float, expected: str) -> None:
+def test_auto_follows_the_probe(probing: None, speedup: float, expected: str) -> None:
     assert resolve_precision("auto", "cpu", probe=lambda device: speedup) == expected
+
+
+@pytest.mark.parametrize("pinned", ["fp32", "bf16"])
+def test_env_pins_auto_without_probing(probing: None, monkeypatch: pytest.MonkeyPatch, pinned: str) -> None:
+    def probe(device: torch.device) -> float:
+        raise AssertionError("probed although $LSTM_SEARCH_AUTO_PRECISION was set")
+
+    monkeypatch.setenv(precision_mod.AUTO_ENV, pinned)
+    assert resolve_precision("auto", "cpu", probe=probe) == pinned
+    assert resolve_precision("fp32", "cpu", probe=probe) == "fp32"  # an explicit choice wins
+    monkeypatch.setenv(precision_mod.AUTO_ENV, "half")
+    with pytest.raises(ConfigError, match="LSTM_SEARCH_AUTO_PRECISION must be fp32 or bf16"):
+        resolve_precision("auto", "cpu", probe=probe)
 
 
 def test_explicit_precision_never_probes() -> None:
@@ -191,7 +210,7 @@ def test_explicit_precision_never_probes() -> None:
         choose_precision("half", lambda: 2.0)
 
 
-def test_probe_runs_once_per_process_and_device(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_probe_runs_once_per_process_and_device(probing: None, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
     def fake_measure(device: torch.device, rounds: int = 3) -> float:
@@ -235,7 +254,7 @@ def splits(fake_mnist: Path):
 @pytest.mark.parametrize(("requested", "speedup", "used"), [("bf16", 0.5, "bf16"), ("auto", 0.5, "fp32"),
                                                              ("auto", 3.0, "bf16")])
 def test_fit_trains_in_the_resolved_precision(
-    splits, monkeypatch: pytest.MonkeyPatch, requested: str, speedup: float, used: str
+    splits, probing: None, monkeypatch: pytest.MonkeyPatch, requested: str, speedup: float, used: str
 ) -> None:
     monkeypatch.setattr(precision_mod, "_speedups", {"cpu": speedup})
     seen: list[bool] = []
