@@ -6,12 +6,14 @@ version, the thread count and the device, so RESULTS.md can quote them verbatim.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
 import shlex
-import subprocess
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +26,7 @@ __all__ = [
     "NNLSTMClassifier",
     "banner",
     "cpu_description",
+    "matmul_peak_gflops",
     "median",
     "sgemm_peak_gflops",
     "time_train_steps",
@@ -86,18 +89,41 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def cpu_description() -> list[str]:
+    """``lscpu``'s model name and flags (bf16 speed depends on amx_bf16 / avx512_bf16)."""
+    if not shutil.which("lscpu"):
+        return ["cpu: lscpu not available"]
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    bf16 = [f for f in flags if "bf16" in f or f.startswith("amx") or f in ("avx2", "avx512f")]
+    return [
+        f"cpu: {fields.get('Model name', '?').strip()}  (bf16-relevant flags: {' '.join(bf16) or 'none'})",
+        f"flags: {' '.join(flags)}",
+    ]
+
+
 def time_train_steps(
-    model: nn.Module, batch: int, steps: int, device: torch.device, warmup: int = 2
+    model: nn.Module, batch: int, steps: int, device: torch.device, warmup: int = 2,
+    precision: str = "fp32",
 ) -> Callable[[], float]:
     """A closure that trains ``steps`` Adam steps on a fixed random MNIST-shaped batch and
-    returns samples/s; model and optimizer persist across calls (interleaved repeats)."""
+    returns samples/s; model and optimizer persist across calls (interleaved repeats).
+
+    precision "bf16": forward and loss under bf16 autocast, as ``model.train`` does."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 28, 28, generator=gen).to(device)
     y = torch.randint(0, 10, (batch,), generator=gen).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
+    def region() -> contextlib.AbstractContextManager[object]:
+        if precision == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def step() -> None:
-        loss = F.cross_entropy(model(x), y)
+        with region():
+            loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -123,8 +149,13 @@ def train_flop_per_sample(hidden: int, steps: int = 28, inputs: int = 28) -> flo
 
 def sgemm_peak_gflops(device: torch.device, n: int = 1024, repeats: int = 5) -> float:
     """Best GFLOP/s of an n x n float32 matmul on this device with the current threads."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+    return matmul_peak_gflops(device, torch.float32, n, repeats)
+
+
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
+    """Best GFLOP/s of an n x n matmul in ``dtype`` on this device with the current threads."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     reps = 4 if device.type == "cpu" else 50
     best = 0.0
     torch.mm(a, b)

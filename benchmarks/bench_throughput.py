@@ -1,12 +1,21 @@
 """Training samples/s of LSTMClassifier (our hand-written LSTM) vs an nn.LSTM classifier,
-and the achieved GFLOP/s against a measured sgemm peak of the same process.
+and the achieved GFLOP/s against a measured matmul peak of the same process.
 
 Same H, B, Adam and head for both; the repeats alternate between the models (and the
-sgemm peak is re-measured between repeats) so a machine shared with other jobs slows all
-of them alike. Prints the median of the repeats and ratio = ours / nn.LSTM.
+peaks are re-measured between repeats) so a machine shared with other jobs slows all
+of them alike. Prints the median of the repeats. The header gives lscpu's model and
+flags (bf16 speed depends on amx_bf16 / avx512_bf16) and what ``--precision auto``
+picks on this machine.
+
+--precision fp32 (default): ours vs nn.LSTM in float32, ratio = ours / nn.LSTM, % of the
+float32 (sgemm) peak. --precision bf16: ours under bf16 autocast vs ours fp32 vs nn.LSTM
+fp32 vs nn.LSTM under bf16 autocast, % of the bf16 matmul peak. --precision auto: the
+table of whichever precision auto resolves to here.
 
     PYTHONPATH=. python benchmarks/bench_throughput.py                 # CPU, 1 thread
     PYTHONPATH=. python benchmarks/bench_throughput.py --threads 2
+    PYTHONPATH=. python benchmarks/bench_throughput.py --precision bf16 --hidden 128 256 512 --batch 256
+    PYTHONPATH=. python benchmarks/bench_throughput.py --packed-gemm   # + ours with MKL packed W
     PYTHONPATH=. python benchmarks/bench_throughput.py --device cuda   # vs cuDNN
 """
 
@@ -14,18 +23,21 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
 import torch
 
 from _common import (
     NNLSTMClassifier,
     banner,
+    cpu_description,
+    matmul_peak_gflops,
     median,
-    sgemm_peak_gflops,
     time_train_steps,
     train_flop_per_sample,
 )
 from model.classifier import LSTMClassifier
+from model.precision import PRECISIONS, bf16_speedup, resolve_precision
 
 
 def main() -> None:
@@ -36,9 +48,16 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2048, help="samples per timed repeat")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="which table: fp32, bf16 (all four runs), or what auto picks here")
+    parser.add_argument("--peak-n", type=int, default=1024, help="size of the n^3 matmul that measures the peak")
     parser.add_argument(
         "--python-path", action="store_true",
         help="also time the pure-torch autograd.Function (no C++ extension)",
+    )
+    parser.add_argument(
+        "--packed-gemm", action="store_true",
+        help="fp32 table: also time ours with MKL's packed recurrent GEMM (model.lstm_ext.set_packed_gemm)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -46,40 +65,109 @@ def main() -> None:
     banner("training throughput: LSTMClassifier vs nn.LSTM")
     from model import lstm_ext
 
+    for line in cpu_description():
+        print(f"# {line}")
     print(f"# C++ extension: {'built' if lstm_ext.load() is not None else 'unavailable'}"
           f"  (LSTM_SEARCH_NO_EXT={os.environ.get('LSTM_SEARCH_NO_EXT', '')})")
-    cols = ["H", "B", "ours/s", "nn.LSTM/s", "ratio"]
-    if args.python_path:
-        cols += ["py-path/s", "py/nn"]
-    cols += ["ours GF/s", "nn GF/s", "sgemm GF/s", "ours %peak", "nn %peak"]
-    print(" | ".join(cols))
+    auto = resolve_precision("auto", device)
+    print(f"# precision auto here: {auto} (probe: a bf16 training step {bf16_speedup(device):.2f}x as fast"
+          f" as float32 at H=256, B=64, on {torch.get_num_threads()} thread(s))")
+    table = auto if args.precision == "auto" else args.precision
+    if args.packed_gemm:
+        print(f"# packed GEMM available: {lstm_ext.set_packed_gemm(True)}")
+        lstm_ext.set_packed_gemm(False)
+    print(_bf16_header() if table == "bf16" else _fp32_header(args.python_path, args.packed_gemm))
     for hidden in args.hidden:
         for batch in args.batch:
-            torch.manual_seed(0)
-            steps = max(2, args.samples // batch)
-            runs = {
-                "ours": time_train_steps(LSTMClassifier(28, hidden).to(device), batch, steps, device),
-                "nn": time_train_steps(NNLSTMClassifier(28, hidden).to(device), batch, steps, device),
-            }
-            if args.python_path:
-                runs["py"] = time_train_steps(_PythonPathClassifier(28, hidden).to(device), batch, steps, device)
-            rates: dict[str, list[float]] = {k: [] for k in runs}
-            peaks: list[float] = []
-            for _ in range(args.repeats):
-                for name, run in runs.items():
-                    rates[name].append(run())
-                peaks.append(sgemm_peak_gflops(device, repeats=2))
-            med = {k: median(v) for k, v in rates.items()}
-            peak = median(peaks)
-            flop = train_flop_per_sample(hidden)
-            row = [f"{hidden}", f"{batch}", f"{med['ours']:.0f}", f"{med['nn']:.0f}",
-                   f"{med['ours'] / med['nn']:.2f}"]
-            if args.python_path:
-                row += [f"{med['py']:.0f}", f"{med['py'] / med['nn']:.2f}"]
-            g_ours, g_nn = med["ours"] * flop / 1e9, med["nn"] * flop / 1e9
-            row += [f"{g_ours:.1f}", f"{g_nn:.1f}", f"{peak:.1f}",
-                    f"{100 * g_ours / peak:.0f}%", f"{100 * g_nn / peak:.0f}%"]
-            print(" | ".join(row), flush=True)
+            if table == "bf16":
+                print(_bf16_row(hidden, batch, args, device), flush=True)
+            else:
+                print(_fp32_row(hidden, batch, args, device), flush=True)
+
+
+def _runs(hidden: int, batch: int, args: argparse.Namespace, device: torch.device,
+          which: dict[str, tuple[type[torch.nn.Module], str]], packed: frozenset[str] = frozenset()) -> dict[str, float]:
+    """Median samples/s of each (model class, precision), interleaved over the repeats;
+    the runs named in ``packed`` use the packed recurrent GEMM, the others not."""
+    from model import lstm_ext
+
+    torch.manual_seed(0)
+    steps = max(2, args.samples // batch)
+
+    def timed(name: str, cls: type[torch.nn.Module], precision: str) -> Callable[[], float]:
+        lstm_ext.set_packed_gemm(name in packed)  # also during the warm-up steps
+        run = time_train_steps(cls(28, hidden).to(device), batch, steps, device, precision=precision)
+
+        def switched() -> float:
+            lstm_ext.set_packed_gemm(name in packed)
+            return run()
+
+        return switched
+
+    runs = {name: timed(name, cls, precision) for name, (cls, precision) in which.items()}
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            rates[name].append(run())
+        peaks["fp32"].append(matmul_peak_gflops(device, torch.float32, args.peak_n, repeats=2))
+        if any(p == "bf16" for _, p in which.values()):
+            peaks["bf16"].append(matmul_peak_gflops(device, torch.bfloat16, args.peak_n, repeats=2))
+    med = {name: median(v) for name, v in rates.items()}
+    med.update({f"peak_{k}": median(v) for k, v in peaks.items() if v})
+    return med
+
+
+def _fp32_header(python_path: bool, packed_gemm: bool) -> str:
+    cols = ["H", "B", "ours/s", "nn.LSTM/s", "ratio"]
+    if packed_gemm:
+        cols += ["packed/s", "packed/nn"]
+    if python_path:
+        cols += ["py-path/s", "py/nn"]
+    cols += ["ours GF/s", "nn GF/s", "sgemm GF/s", "ours %peak", "nn %peak"]
+    return " | ".join(cols)
+
+
+def _fp32_row(hidden: int, batch: int, args: argparse.Namespace, device: torch.device) -> str:
+    which = {"ours": (LSTMClassifier, "fp32"), "nn": (NNLSTMClassifier, "fp32")}
+    if args.packed_gemm:
+        which["packed"] = (LSTMClassifier, "fp32")
+    if args.python_path:
+        which["py"] = (_PythonPathClassifier, "fp32")
+    med = _runs(hidden, batch, args, device, which, packed=frozenset({"packed"}))
+    peak, flop = med["peak_fp32"], train_flop_per_sample(hidden)
+    row = [f"{hidden}", f"{batch}", f"{med['ours']:.0f}", f"{med['nn']:.0f}", f"{med['ours'] / med['nn']:.2f}"]
+    if args.packed_gemm:
+        row += [f"{med['packed']:.0f}", f"{med['packed'] / med['nn']:.2f}"]
+    if args.python_path:
+        row += [f"{med['py']:.0f}", f"{med['py'] / med['nn']:.2f}"]
+    g_ours, g_nn = med["ours"] * flop / 1e9, med["nn"] * flop / 1e9
+    row += [f"{g_ours:.1f}", f"{g_nn:.1f}", f"{peak:.1f}", f"{100 * g_ours / peak:.0f}%", f"{100 * g_nn / peak:.0f}%"]
+    return " | ".join(row)
+
+
+def _bf16_header() -> str:
+    return " | ".join([
+        "H", "B", "ours bf16/s", "ours fp32/s", "nn fp32/s", "nn bf16/s", "ours bf16/fp32",
+        "ours bf16 / nn bf16", "ours fp32 / nn fp32", "bf16 peak GF/s", "sgemm GF/s",
+        "ours bf16 %bf16peak", "nn bf16 %bf16peak",
+    ])
+
+
+def _bf16_row(hidden: int, batch: int, args: argparse.Namespace, device: torch.device) -> str:
+    which = {
+        "ours16": (LSTMClassifier, "bf16"), "ours32": (LSTMClassifier, "fp32"),
+        "nn32": (NNLSTMClassifier, "fp32"), "nn16": (NNLSTMClassifier, "bf16"),
+    }
+    med = _runs(hidden, batch, args, device, which)
+    flop = train_flop_per_sample(hidden)
+    peak16 = med["peak_bf16"]
+    return " | ".join([
+        f"{hidden}", f"{batch}", *(f"{med[k]:.0f}" for k in ("ours16", "ours32", "nn32", "nn16")),
+        f"{med['ours16'] / med['ours32']:.2f}", f"{med['ours16'] / med['nn16']:.2f}",
+        f"{med['ours32'] / med['nn32']:.2f}", f"{peak16:.1f}", f"{med['peak_fp32']:.1f}",
+        f"{100 * med['ours16'] * flop / 1e9 / peak16:.0f}%", f"{100 * med['nn16'] * flop / 1e9 / peak16:.0f}%",
+    ])
 
 
 class _PythonPathClassifier(LSTMClassifier):

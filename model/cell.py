@@ -168,11 +168,13 @@ class ManualGRUCell(RecurrentCell):
     def forward_sequence(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
         H = self.hidden_size
-        x_proj = torch.addmm(self.bias_ih, x.reshape(B * T, -1), self.weight_ih.T).view(B, T, 3 * H)
+        # Under autocast the products come back in bf16; .to(x.dtype) keeps the state and
+        # gate arithmetic in x's dtype (a no-op without autocast), as the LSTM path does.
+        x_proj = torch.addmm(self.bias_ih, x.reshape(B * T, -1), self.weight_ih.T).view(B, T, 3 * H).to(x.dtype)
         (h,) = self.init_state(x)
         w_hh_t = self.weight_hh.T  # (H, 3H)
         for t in range(T):
-            h_proj = torch.addmm(self.bias_hh, h, w_hh_t)  # (B, 3H)
+            h_proj = torch.addmm(self.bias_hh, h, w_hh_t).to(x.dtype)  # (B, 3H)
             xp = x_proj[:, t]
             rz = torch.sigmoid(xp[:, : 2 * H] + h_proj[:, : 2 * H])  # (B, 2H)
             r, z = rz[:, :H], rz[:, H:]
@@ -218,7 +220,7 @@ class ManualRNNCell(RecurrentCell):
         (h,) = self.init_state(x)
         w_hh_t = self.weight_hh.T
         for t in range(T):
-            h = torch.tanh(torch.addmm(x_proj[:, t], h, w_hh_t))  # (B, H)
+            h = torch.tanh(torch.addmm(x_proj[:, t], h, w_hh_t).to(x.dtype))  # (B, H); see the GRU
         return h
 
     @classmethod

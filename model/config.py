@@ -15,6 +15,7 @@ from model.errors import ConfigError
 __all__ = [
     "CELLS",
     "OPTIMIZERS",
+    "PRECISIONS",
     "PRESETS",
     "RECURRENT_INITS",
     "SCHEDULES",
@@ -26,6 +27,8 @@ CELLS = ("lstm", "gru", "rnn")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle")
 RECURRENT_INITS = ("uniform", "orthogonal", "identity")
+# auto: bf16 only where a start-up probe finds bf16 matmuls clearly faster (model.precision).
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class TrainConfig:
     # and saved (0: off; 0.999 averages over ~1,000 steps).
     ema: float = 0.0
     seed: int = 0
+    # fp32, or bf16 matmuls under autocast (fp32 master weights and cell state); auto: bf16
+    # only where a start-up probe finds bf16 faster on this machine (model.precision).
+    # fp32 by default until bf16's accuracy is measured equal (issue 16's accuracy table):
+    # a probe can pick differently at 1 and 2 threads, and a study should not mix the two.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -65,6 +73,7 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
+        _choice("precision", self.precision, PRECISIONS)
         _integer("hidden_size", self.hidden_size, low=1)
         _integer("batch_size", self.batch_size, low=1)
         _integer("epochs", self.epochs, low=1)

@@ -7,6 +7,9 @@ later processes (every search worker) only load the built library. When the buil
 (no compiler, no ninja, read-only cache), ``function()`` returns None after one warning
 and callers use the pure-torch path in ``model.fused_lstm``, which computes the same thing.
 Set ``LSTM_SEARCH_NO_EXT=1`` to skip the extension (benchmarks compare both paths this way).
+``LSTM_SEARCH_PACKED_GEMM=1`` (or ``set_packed_gemm(True)``) makes the float32 recurrent
+products use MKL's packed GEMM (W packed once per sequence instead of once per step);
+off by default until measured faster (``benchmarks/bench_throughput.py --packed-gemm``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["cache_dir", "function", "load"]
+__all__ = ["cache_dir", "function", "load", "set_packed_gemm"]
 
 _SOURCE = Path(__file__).with_name("csrc") / "lstm.cpp"
 _lock = threading.Lock()
@@ -107,26 +110,45 @@ def load() -> ModuleType | None:
                 stacklevel=2,
             )
             module = None
+        if module is not None and os.environ.get("LSTM_SEARCH_PACKED_GEMM", "") not in ("", "0"):
+            module.set_packed_gemm(True)
         _state["module"] = module
         return module
 
 
+def set_packed_gemm(enabled: bool) -> bool:
+    """Switch the packed float32 recurrent products on or off; returns whether they are
+    now in use (False where the extension or MKL's packed API is unavailable)."""
+    module = load()
+    return bool(module.set_packed_gemm(enabled)) if module is not None else False
+
+
 class _ExtLSTMSequence(torch.autograd.Function):
-    """h_T of the LSTM over x (T, B, D), CPU only, through the C++ kernels."""
+    """h_T of the LSTM over x (T, B, D), CPU only, through the C++ kernels.
+
+    ``mixed``: bf16 matmul operands with float32 state and gradients (see lstm.cpp). The
+    kernels run with autocast off: the precision is chosen here, explicitly, and an
+    autocast region must not recast the kernels' own matmuls (that was the
+    "self and mat2 must have the same dtype" error).
+    """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor) -> Tensor:
+    def forward(
+        ctx: Any, x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor, mixed: bool = False
+    ) -> Tensor:
         ext = _state["module"]
-        h, gates, cs, tanh_cs, hs = ext.forward(x, weight_ih, weight_hh, bias)
-        ctx.save_for_backward(x, weight_ih, weight_hh, gates, cs, tanh_cs, hs)
+        with torch.autocast("cpu", enabled=False):
+            h, gates, cs, tanh_cs, hs, x_m, w_ih_m, w_hh_m = ext.forward(x, weight_ih, weight_hh, bias, mixed)
+        ctx.save_for_backward(x_m, w_ih_m, w_hh_m, gates, cs, tanh_cs, hs)
         return h
 
     @staticmethod
     def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor | None, ...]:
         ext = _state["module"]
         needs = ctx.needs_input_grad
-        grad_x, grad_w_ih, grad_w_hh, grad_b = ext.backward(grad_h, *ctx.saved_tensors, needs[0])
-        return grad_x if needs[0] else None, grad_w_ih, grad_w_hh, grad_b
+        with torch.autocast("cpu", enabled=False):
+            grad_x, grad_w_ih, grad_w_hh, grad_b = ext.backward(grad_h, *ctx.saved_tensors, needs[0])
+        return grad_x if needs[0] else None, grad_w_ih, grad_w_hh, grad_b, None
 
 
 def function() -> type[torch.autograd.Function] | None:

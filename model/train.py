@@ -20,6 +20,7 @@ from model.classifier import LSTMClassifier, build_model
 from model.config import TrainConfig
 from model.augment import augment, random_shift
 from model.data import iterate_minibatches
+from model.precision import autocast, resolve_precision
 
 __all__ = [
     "EpochStats",
@@ -50,6 +51,7 @@ class EpochStats(NamedTuple):
 class FitResult(NamedTuple):
     model: LSTMClassifier
     history: list[EpochStats]
+    precision: str = "fp32"  # what training ran in ("fp32" or "bf16"; "auto" resolved)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -106,10 +108,13 @@ def train_one_epoch(
     log_every: int = 100,
     max_steps: int | None = None,
     ema: AveragedModel | None = None,
+    precision: str = "fp32",
 ) -> float:
     """One pass over (x, y) in shuffled mini-batches; returns the mean training loss.
 
-    ``ema``, if given, is updated after every optimizer step.
+    ``ema``, if given, is updated after every optimizer step. precision "bf16" runs
+    forward and loss under bf16 autocast; backward and the optimizer step stay outside it
+    (float32 master weights and optimizer state).
     """
     model.train()
     steps = math.ceil(y.shape[0] / cfg.batch_size)
@@ -119,7 +124,8 @@ def train_one_epoch(
     total = torch.zeros((), device=x.device)
     for step, (xb, yb) in enumerate(iterate_minibatches(x, y, cfg.batch_size, generator), 1):
         xb = augment(xb, cfg.shift, cfg.rotate, cfg.scale, generator)
-        loss = F.cross_entropy(model(xb), yb)
+        with autocast(precision, x.device):
+            loss = F.cross_entropy(model(xb), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -146,16 +152,21 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (fraction) over (x, y)."""
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH, precision: str = "fp32"
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (fraction) over (x, y), in ``precision`` ("fp32"
+    or "bf16" autocast). fit scores in float32 whatever it trains in, so validation
+    scores compare across precisions and match the report's float32 test evaluation."""
     model.eval()
     if y.shape[0] == 0:
         return float("nan"), float("nan")
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     for xb, yb in iterate_minibatches(x, y, batch_size):
-        logits = model(xb)
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+        with autocast(precision, x.device):
+            logits = model(xb)
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum")
         correct += (logits.argmax(dim=1) == yb).sum()
     n = y.shape[0]
     return loss_sum.item() / n, correct.item() / n
@@ -176,8 +187,14 @@ def fit(
     """Train a fresh model for cfg.epochs; evaluate on (eval_x, eval_y) after each epoch.
 
     ``max_steps`` caps the mini-batches per epoch (for --dry-run and cheap tests).
+    ``cfg.precision`` "auto" is resolved here (``model.precision``, probed once per
+    process; callers that record it call ``resolve_precision`` too and get the same
+    answer); the result says what training used.
     """
     device = torch.device(device)
+    precision = resolve_precision(cfg.precision, device)
+    if log is not None and cfg.precision != precision:
+        log(f"precision {cfg.precision}: training in {precision} on {device}")
     seed_everything(cfg.seed)
     model = build_model(cfg).to(device)
     train_x, train_y = train_x.to(device), train_y.to(device)
@@ -198,6 +215,7 @@ def fit(
         train_loss = train_one_epoch(
             model, optimizer, scheduler, train_x, train_y, cfg, generator,
             epoch=epoch, log=log, log_every=log_every, max_steps=max_steps, ema=ema,
+            precision=precision,
         )
         val_loss, val_acc = evaluate(scored, eval_x, eval_y)
         stats = EpochStats(
@@ -217,4 +235,4 @@ def fit(
             )
         if on_epoch is not None:
             on_epoch(stats)
-    return FitResult(scored, history)
+    return FitResult(scored, history, precision)

@@ -18,3 +18,11 @@ def fake_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _one_thread() -> None:
     # Tests run on 2 shared cores; one thread each keeps them from fighting.
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _pin_auto_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    # precision "auto" (the default) would time bf16 against float32 and train in bf16 on
+    # some machines: tests pin it to float32 everywhere, subprocesses included (an env
+    # var). Tests of the probe itself unset it.
+    monkeypatch.setenv("LSTM_SEARCH_AUTO_PRECISION", "fp32")

@@ -7,7 +7,7 @@ from dataclasses import fields
 
 import torch
 
-from model.config import CELLS, OPTIMIZERS, PRESETS, RECURRENT_INITS, SCHEDULES, TrainConfig
+from model.config import CELLS, OPTIMIZERS, PRECISIONS, PRESETS, RECURRENT_INITS, SCHEDULES, TrainConfig
 from model.data import DATA_ENV, MnistSplits, load_splits
 from model.device import DEVICES, resolve_device
 from model.errors import UserInputError
@@ -26,7 +26,8 @@ class HelpFormat(argparse.ArgumentDefaultsHelpFormatter):
 
 HELP_FORMAT = HelpFormat
 # String fields get their allowed values as argparse choices (listed in --help).
-_CHOICES = {"cell": CELLS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "recurrent_init": RECURRENT_INITS}
+_CHOICES = {"cell": CELLS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "recurrent_init": RECURRENT_INITS,
+            "precision": PRECISIONS}
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ import time
 import optuna
 import torch
 
-from model.config import PRESETS, TrainConfig
+from model.config import PRECISIONS, PRESETS, TrainConfig
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, load_data, setup_hardware
@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and every trial's init")
     add_worker_args(p)
     add_data_args(p)
+    # Precision (issue 16): every trial, the baseline included, trains in it.
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32, bf16 (autocast matmuls), or auto = bf16 only where a start-up probe finds it faster")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--dry-run", action="store_true",
                    help="check every input and print the plan; touch no study")
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         args.deadline = None if args.timeout is None else time.time() + args.timeout
     deadline: float | None = args.deadline
     space = load_space(args.space)
-    base = TrainConfig(seed=args.seed)
+    base = TrainConfig(seed=args.seed, precision=args.precision)
     make_sampler(args.sampler, args.seed)  # validates the name before anything is written
     pruner = make_pruner(args.pruner, space.max_epochs(base), space.min_epochs(base))
     if args.worker_index < 0:
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     }
     optuna.logging.set_verbosity(logging.WARNING)  # one line per trial comes from run_trials
     study, created = create_or_resume(
-        args.study, storage, sampler, pruner, space, PRESETS["v1"].with_overrides(seed=args.seed), settings,
+        args.study, storage, sampler, pruner, space, PRESETS["v1"].with_overrides(seed=args.seed, precision=args.precision), settings,
     )
     if not args.spawned:
         print(("created" if created else "resuming") + f" study {args.study!r} in {args.storage} "

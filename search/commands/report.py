@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 
+from model.config import PRECISIONS
 from model.device import DEVICES
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store, publish_report
@@ -39,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="retrain on only N training images (quick reports; the report says so)")
     g.add_argument("--device", choices=DEVICES, default="auto", help="where to retrain")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    # Precision (issue 16): default None keeps each configuration's own precision.
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="retrain V1 and V2 in this precision (default: the one each was searched with)")
     g.add_argument("--importance-seed", type=int, default=0, help="seed of fANOVA's random forest")
     p.set_defaults(run=run)
 
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(
         study, out, baseline=args.baseline, retrain=args.retrain, data_root=args.data_root,
         subset=args.subset, device=device, importance_seed=args.importance_seed, log=print,
+        precision=args.precision,
     )
     print(f"report written to {paths.markdown} ({len(paths.figures)} figures, {paths.trials_csv.name})")
     if not args.no_publish:

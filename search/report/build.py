@@ -46,15 +46,18 @@ def write_report(
     device: torch.device | str = "cpu",
     importance_seed: int = 0,
     log: Callable[[str], None] | None = None,
+    precision: str | None = None,
 ) -> ReportPaths:
     """Write the report of ``study`` under ``out``; V1 and V2 are retrained only when not
-    cached in the study (or when ``retrain``)."""
+    cached in the study (or when ``retrain``). ``precision`` (issue 16) overrides the
+    precision both are retrained in; None keeps each configuration's own."""
     say = log or (lambda _msg: None)
     out = Path(out)
     rows = collect_trials(study)
     summary = summarize(study, rows)
     v1_cfg, v1_source = resolve_baseline(study, baseline)
     v2_cfg, v2_trial = best_config(study)
+    v1_cfg, v2_cfg = v1_cfg.with_overrides(precision=precision), v2_cfg.with_overrides(precision=precision)
 
     data_cache: list[FinalData] = []
 

@@ -150,3 +150,29 @@ def test_cuda_uses_pure_torch_path() -> None:
     out = cell.forward_sequence(x)
     assert out.grad_fn.name() == "LSTMSequenceFunctionBackward"
     torch.testing.assert_close(out, _reference(cell, x))
+
+
+@pytest.mark.parametrize(("B", "T", "H"), [(5, 28, 16), (1, 1, 3), (64, 4, 128)])
+def test_packed_gemm_matches_the_plain_products(B: int, T: int, H: int) -> None:
+    """MKL's packed recurrent products (opt-in, float32) change no value beyond rounding."""
+    if lstm_ext.function() is None:
+        pytest.skip("C++ extension could not be built on this machine")
+    cell = _cell(28, H, seed=B + T).float()
+    x = torch.randn(B, T, 28)
+    weight = torch.randn(B, H)
+
+    def run() -> tuple[torch.Tensor, ...]:
+        xx = x.clone().requires_grad_()
+        h = _ext_path(cell, xx)
+        return (h, *torch.autograd.grad((h * weight).sum(), [xx, *cell.parameters()]))
+
+    plain = run()
+    try:
+        in_use = lstm_ext.set_packed_gemm(True)
+        packed = run()
+    finally:
+        lstm_ext.set_packed_gemm(False)
+    # x86 torch wheels link MKL, which exports the packed API this path looks up.
+    assert in_use == torch.backends.mkl.is_available()
+    for got, expected in zip(packed, plain):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
