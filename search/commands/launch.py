@@ -22,7 +22,7 @@ from search.study import (
 )
 from search.workers import plan_workers, run_worker, run_workers
 
-__all__ = ["register", "run"]
+__all__ = ["open_study", "register", "run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     data = _load_data(settings)
     optuna.logging.set_verbosity(logging.WARNING)  # one line per trial comes from run_trials
     with storage_errors(settings.storage):
-        study, created = _open_study(settings, pruner)
+        study, created = open_study(settings, pruner)
     print(("created" if created else "resuming") + f" study {settings.study!r} in {settings.storage} "
           f"({len(data.train_y)} train / {len(data.val_y)} validation images, device {device}"
           + (f", {plan.workers} workers x {plan.threads} thread(s))" if plan.workers > 1 else ")"))
@@ -104,7 +104,7 @@ def _load_data(settings: LaunchSettings) -> MnistSplits:
     return load_splits(settings.data_root, val_size=settings.val_size, subset=settings.subset, seed=settings.seed)
 
 
-def _open_study(settings: LaunchSettings, pruner: optuna.pruners.BasePruner) -> tuple[optuna.Study, bool]:
+def open_study(settings: LaunchSettings, pruner: optuna.pruners.BasePruner) -> tuple[optuna.Study, bool]:
     """Create the study, or resume it after checking it is one of ours with the same settings."""
     if settings.resume:
         # A mistyped SQLite path must not become a new file (nor its artifact folder).
