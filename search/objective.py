@@ -21,6 +21,7 @@ from model.data import MnistSplits
 from model.train import EpochStats, NonFiniteLossError, fit
 from search.artifacts import upload_checkpoint
 from search.space import SearchSpace
+from search.study import best_trial
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
     from optuna.artifacts._protocol import ArtifactStore
@@ -112,7 +113,5 @@ def _beats_best(study: optuna.Study, value: float) -> bool:
     Only these trials upload a checkpoint, so the best trial always has one while the
     artifact folder stays a handful of files, not one per trial.
     """
-    try:
-        return value > study.best_value
-    except ValueError:  # no complete trial yet
-        return True
+    best = best_trial(study)
+    return best is None or value > best.value

@@ -30,6 +30,7 @@ __all__ = [
     "DEFINING_KEYS",
     "MAX_CONSECUTIVE_FAILURES",
     "MAX_N_TRIALS",
+    "MAX_THREADS",
     "MAX_TIMEOUT_SECONDS",
     "LaunchSettings",
     "settings_differences",
@@ -37,6 +38,7 @@ __all__ = [
 
 MAX_N_TRIALS = 1_000_000_000  # far beyond any study; bounds what the storage and the bar must hold
 MAX_TIMEOUT_SECONDS = 10 * 365 * 24 * 3600.0  # ten years: a longer "budget" is a typo
+MAX_THREADS = 4096  # torch would try to start them all; more is a typo
 MAX_CONSECUTIVE_FAILURES = 5  # FAIL trials in a row that stop a launch (e.g. every score NaN)
 # The study-defining settings, as stored in the study's user attrs (keys kept from the
 # first release, which stored them for reports without comparing them).
@@ -84,7 +86,7 @@ class LaunchSettings:
         if args.subset is not None:
             _check_range("--subset", args.subset, 1, MNIST_TRAIN_IMAGES - args.val_size)
         if args.threads is not None:
-            _check_range("--threads", args.threads, 1, 4096)
+            _check_range("--threads", args.threads, 1, MAX_THREADS)
         _check_range("--worker-index", args.worker_index, 0, 1_000_000)
         if args.sampler not in SAMPLERS or args.pruner not in PRUNERS:  # argparse checks; library callers too
             raise UserInputError(f"unknown sampler {args.sampler!r} or pruner {args.pruner!r}")
