@@ -22,6 +22,8 @@ __all__ = [
     "DEFAULT_DATA_ROOT",
     "MNIST_MEAN",
     "MNIST_STD",
+    "MNIST_TEST_IMAGES",
+    "MNIST_TRAIN_IMAGES",
     "MnistSplits",
     "iterate_minibatches",
     "load_mnist",
@@ -34,6 +36,9 @@ __all__ = [
 
 DATA_ENV = "LSTM_SEARCH_DATA"
 DEFAULT_DATA_ROOT = "./data"
+# Sizes of the real data set, for checks and memory plans made before it is loaded.
+MNIST_TRAIN_IMAGES = 60_000
+MNIST_TEST_IMAGES = 10_000
 # Canonical statistics of the 60,000 training images (pixels scaled to [0, 1]).
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081

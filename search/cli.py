@@ -1,7 +1,6 @@
 """`lstm-search`: the command line. Each subcommand lives in ``search/commands/<name>.py``.
 
-Bad input (any ``UserInputError``) prints one line and exits 2; Ctrl-C exits 130 after
-the running trial has been recorded; anything else is a bug and keeps its traceback.
+How errors become exit codes (bad input: one line, exit 2) lives in ``search/exits.py``.
 """
 
 from __future__ import annotations
@@ -11,13 +10,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from model.errors import UserInputError
 from search.commands import COMMANDS
 from search.commands._common import HELP_FORMAT
+from search.exits import PROG, run_reporting
 
 __all__ = ["build_parser", "main"]
-
-PROG = "lstm-search"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -41,14 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except UserInputError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\n{PROG} {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    return run_reporting(args.command, lambda: args.run(args),
+                         interrupt_hint="interrupted; run the same command again to resume")
 
 
 if __name__ == "__main__":

@@ -18,10 +18,12 @@ import torch
 
 from model.config import TrainConfig
 from model.data import MnistSplits
+from model.precision import resolve_precision
 from model.train import EpochStats, NonFiniteLossError, fit
 from search.artifacts import upload_checkpoint
 from search.pruning import reported_step
 from search.space import SearchSpace
+from search.study import best_trial
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
     from optuna.artifacts._protocol import ArtifactStore
@@ -59,6 +61,8 @@ class Objective:
             warnings.filterwarnings("ignore", message=r"Fixed parameter .* out of range")
             cfg = self._config_for(trial)
         trial.set_user_attr("config", cfg.to_dict())
+        # What "auto" resolved to in this process (the probe is cached, so fit agrees).
+        trial.set_user_attr("precision_used", resolve_precision(cfg.precision, self.device))
         curves: dict[str, list[float]] = {name: [] for name in CURVE_ATTRS}
         start = time.perf_counter()
 
@@ -120,7 +124,5 @@ def _beats_best(study: optuna.Study, value: float) -> bool:
     Only these trials upload a checkpoint, so the best trial always has one while the
     artifact folder stays a handful of files, not one per trial.
     """
-    try:
-        return value > study.best_value
-    except ValueError:  # no complete trial yet
-        return True
+    best = best_trial(study)
+    return best is None or value > best.value

@@ -9,10 +9,14 @@ from __future__ import annotations
 import re
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -24,7 +28,10 @@ __all__ = [
     "DEFAULT_STORAGE",
     "PRUNERS",
     "SAMPLERS",
+    "SEED_LIMIT",
     "StudyError",
+    "best_trial",
+    "check_ours",
     "create_or_resume",
     "existing_trial_count",
     "finished_trials",
@@ -32,7 +39,9 @@ __all__ = [
     "make_pruner",
     "make_sampler",
     "open_storage",
+    "requeue_lost_baseline",
     "sampler_seed",
+    "storage_errors",
     "sweep_stale_trials",
 ]
 
@@ -44,6 +53,11 @@ GRACE_SECONDS = 2 * HEARTBEAT_SECONDS
 _SCHEMA_ATTEMPTS = 5
 _SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint|duplicate key|database is locked", re.IGNORECASE)
 _WORKER_SEED_STRIDE = 1_000_003  # a prime far above any study's trial count
+SEED_LIMIT = 2**32  # numpy's RandomState (behind Optuna's samplers) takes seeds below this
+# Written last when a study is created: its presence says the study was made by
+# lstm-search and that every setting before it is in place.
+PROJECT_MARKER = "lstm_search"
+_MARKER_WAIT_SECONDS = 10.0  # how long a copy started with the creator waits for the marker
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
@@ -93,6 +107,25 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
     if backend == "sqlite":
         _serialize_sqlite_transactions(storage.engine)
     return storage
+
+
+@contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """Turn a failed storage write (read-only file, full disk, lost server) into one line.
+
+    Optuna wraps the database's error in StorageInternalError with a generic message;
+    the real cause ("attempt to write a readonly database") is the wrapped one.
+    """
+    try:
+        yield
+    except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as exc:
+        cause: BaseException = exc
+        while isinstance(cause, optuna.exceptions.StorageInternalError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        orig = getattr(cause, "orig", None)  # the DB-API error inside SQLAlchemy's
+        text = str(orig if orig is not None else cause).strip()
+        reason = text.splitlines()[0] if text else type(cause).__name__
+        raise StudyError(f"cannot write to storage {_redact(url)}: {reason}") from None
 
 
 def _serialize_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
@@ -182,11 +215,14 @@ def create_or_resume(
     space: SearchSpace,
     baseline: TrainConfig,
     settings: dict[str, object],
+    differences: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> tuple[optuna.Study, bool]:
     """Open study ``name`` (creating it if new). Returns (study, created).
 
     A new study records its settings and gets the V1 baseline enqueued as trial 0, so
-    every study answers "how much better than V1?" from its own data.
+    every study answers "how much better than V1?" from its own data. An existing one must
+    be an lstm-search study (maximising, with the project's marker) whose stored settings
+    ``differences`` finds nothing wrong with; otherwise StudyError, and nothing is written.
     """
     # Creating through the storage tells exactly one of several workers started at the
     # same moment that it made the study, so the baseline is enqueued once, not K times.
@@ -201,7 +237,56 @@ def create_or_resume(
             study.set_user_attr(key, value)
         study.set_user_attr("baseline_config", baseline.to_dict())
         study.enqueue_trial(space.params_of(baseline), user_attrs={"baseline": "v1"})
+        study.set_user_attr(PROJECT_MARKER, 1)
+        return study, created
+    check_ours(study)
+    diffs = differences(study.user_attrs) if differences is not None else []
+    if diffs:
+        raise StudyError(f"study {name!r} was created with other settings, so its trials would not be "
+                         f"comparable: {'; '.join(diffs)}; launch with the study's settings or pick a new --study name")
     return study, created
+
+
+def check_ours(study: optuna.Study) -> None:
+    """Refuse a study lstm-search did not make (e.g. by ``optuna create-study``).
+
+    Such a study may minimise (Optuna's default), which would call the worst accuracy
+    the best, and has no V1 baseline or stored settings to compare a resume against.
+    """
+    name = study.study_name
+    if len(study.directions) != 1 or study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        directions = ", ".join(d.name.lower() for d in study.directions)
+        raise StudyError(f"study {name!r} is set to {directions}, but lstm-search maximises validation "
+                         "accuracy: it was not made by lstm-search; pick another --study name")
+    deadline = time.monotonic() + _MARKER_WAIT_SECONDS
+    while not _is_ours(study.user_attrs):
+        # A copy started together with the creator can see the study before its settings.
+        if study.get_trials(deepcopy=False) or time.monotonic() > deadline:
+            raise StudyError(f"study {name!r} was not made by lstm-search (it holds none of the settings "
+                             "lstm-search stores); pick another --study name")
+        time.sleep(0.2)
+
+
+def _is_ours(attrs: dict[str, Any]) -> bool:
+    # Studies of the first release have no marker, but always a baseline config.
+    return PROJECT_MARKER in attrs or "baseline_config" in attrs
+
+
+def requeue_lost_baseline(study: optuna.Study, space: SearchSpace) -> bool:
+    """Enqueue the V1 baseline again if no copy of it finished, waits or runs.
+
+    It is enqueued only at creation; a Ctrl-C during it records it FAIL and Optuna does
+    not re-queue that (only a killed worker's trial, through the heartbeat). Returns
+    whether it was enqueued.
+    """
+    stored = study.user_attrs.get("baseline_config")
+    if stored is None:
+        return False
+    alive = (*FINISHED, optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)
+    if any(t.user_attrs.get("baseline") and t.state in alive for t in study.get_trials(deepcopy=False)):
+        return False
+    study.enqueue_trial(space.params_of(TrainConfig.from_dict(stored)), user_attrs={"baseline": "v1"})
+    return True
 
 
 def load_existing_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
@@ -232,7 +317,7 @@ def sampler_seed(seed: int, existing_trials: int, worker_index: int = 0) -> int:
     configurations it tried) and by the worker index (K workers started together see the
     same count and would otherwise draw identical configurations).
     """
-    return seed + existing_trials + _WORKER_SEED_STRIDE * worker_index
+    return (seed + existing_trials + _WORKER_SEED_STRIDE * worker_index) % SEED_LIMIT
 
 
 def sweep_stale_trials(study: optuna.Study) -> None:
@@ -248,6 +333,14 @@ def sweep_stale_trials(study: optuna.Study) -> None:
 
 def finished_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The study's best complete trial, or None before the first one."""
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
 
 
 def _redact(url: str) -> str:

@@ -1,8 +1,10 @@
 """K worker processes on one machine, all running the same study.
 
-Each worker is an ordinary ``lstm-search launch`` (one process, ``--workers 1``) with its own
-``--worker-index`` and a share of the CPU threads, so K workers started here behave exactly
-like K copies of the command started by hand, or on K machines against one PostgreSQL.
+A worker is ``run_worker(settings, index, threads)``: a plain function of the launch's
+frozen settings that opens the storage, loads the data and runs trials. A single-process
+launch calls it directly; here K spawned processes each call it with their own index and
+a share of the CPU threads, so they behave exactly like K copies of the command started
+by hand, or on K machines against one PostgreSQL.
 The study itself is the only thing they share: Optuna hands each worker the next trial,
 the heartbeat fails a dead worker's trial and re-queues it, and every worker stops when the
 study holds N finished trials.
@@ -14,12 +16,12 @@ then only watches: one progress bar from polling the study, Ctrl-C forwarded to 
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
@@ -27,16 +29,27 @@ import torch
 from tqdm.auto import tqdm
 
 from model.config import TrainConfig
+from model.data import MnistSplits, load_splits
+from model.device import resolve_device
 from model.errors import UserInputError
 from model.memory import PROCESS_OVERHEAD_BYTES, available_memory, data_bytes, format_bytes, trial_peak_bytes
+from search.artifacts import open_artifact_store
+from search.exits import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TRIALS_FAILING, run_reporting
+from search.objective import Objective
+from search.runner import RunSummary, run_trials
+from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
 from search.space import SearchSpace
-from search.study import finished_trials
+from search.study import (
+    best_trial, existing_trial_count, finished_trials, load_existing_study, make_pruner, make_sampler,
+    open_storage, sampler_seed,
+)
 
-__all__ = ["WorkerPlan", "available_cores", "largest_config", "plan_workers", "run_workers"]
+__all__ = ["WorkerPlan", "available_cores", "largest_config", "plan_workers", "run_worker", "run_workers"]
 
 POLL_SECONDS = 1.0
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying points at a real problem
-MNIST_TRAIN = 60_000
+# Exits that say the worker itself is fine and a restart would change nothing.
+_NO_RESTART = (0, EXIT_BAD_INPUT, EXIT_TRIALS_FAILING, EXIT_INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -96,24 +109,51 @@ def plan_workers(
     return WorkerPlan(workers=workers, threads=per_thread, per_worker_bytes=per_worker)
 
 
-def run_workers(args: argparse.Namespace, plan: WorkerPlan, study: optuna.Study, progress: bool = True) -> int:
-    """Spawn ``plan.workers`` launch processes on ``study`` and watch them until they end.
+def run_worker(
+    settings: LaunchSettings, worker_index: int, threads: int | None, data: MnistSplits | None = None,
+    progress: bool = True, echo: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """One worker: open the storage, load the data (unless given), run trials to N.
 
-    ``args`` is the parent's parsed launch command; each worker gets a copy with its own
-    index. Returns 0 when the study reached N, 130 after Ctrl-C, else a worker's exit code.
+    The study must exist (the launch command creates it and checks its settings first).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    device = resolve_device(settings.device)
+    if data is None:
+        data = load_splits(settings.data_root, val_size=settings.val_size, subset=settings.subset,
+                           seed=settings.seed)
+    storage = open_storage(settings.storage)
+    store = open_artifact_store(settings.storage, settings.artifacts)
+    load_existing_study(settings.study, storage)  # an unknown name is an error, not a new study
+    space, base = settings.space, settings.base
+    seed = sampler_seed(settings.seed, existing_trial_count(storage, settings.study), worker_index)
+    study = optuna.load_study(
+        study_name=settings.study, storage=storage, sampler=make_sampler(settings.sampler, seed),
+        pruner=make_pruner(settings.pruner, space.max_epochs(base), space.min_epochs(base)),
+    )
+    objective = Objective(space=space, base=base, data=data, device=device, artifact_store=store,
+                          deadline=settings.deadline)
+    timeout = None if settings.deadline is None else max(0.0, settings.deadline - time.time())
+    return run_trials(study, objective, settings.n_trials, timeout=timeout, progress=progress, echo=echo,
+                      max_consecutive_failures=MAX_CONSECUTIVE_FAILURES)
+
+
+def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study) -> int:
+    """Spawn ``plan.workers`` worker processes on ``study`` and watch them until they end.
+
+    Returns 0 when the study reached N, 130 after Ctrl-C, else a worker's exit code.
     """
     ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and open DB connections
-    n_trials = args.n_trials
+    n_trials = settings.n_trials
     procs: dict[int, mp.process.BaseProcess] = {}
     restarts = dict.fromkeys(range(plan.workers), 0)
     codes: dict[int, int] = {}
 
     def start(index: int) -> None:
-        child = argparse.Namespace(**vars(args))
         # Indexes continue from this command's own, so machines given 0, 10, 20... stay apart.
-        child.workers, child.worker_index, child.threads = "1", args.worker_index + index, plan.threads
-        child.no_progress, child.resume, child.spawned = True, True, True
-        proc = ctx.Process(target=_worker_main, args=(child,), name=f"lstm-search-worker-{index}")
+        proc = ctx.Process(target=_worker_main, args=(settings, settings.worker_index + index, plan.threads),
+                           name=f"lstm-search-worker-{index}")
         proc.start()
         procs[index] = proc
 
@@ -128,7 +168,8 @@ def run_workers(args: argparse.Namespace, plan: WorkerPlan, study: optuna.Study,
     previous = signal.signal(signal.SIGTERM, on_term)
     for index in range(plan.workers):
         start(index)
-    bar = tqdm(total=n_trials, unit="trial", desc=study.study_name, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=n_trials, unit="trial", desc=study.study_name, disable=not settings.progress,
+               dynamic_ncols=True)
     interrupted = False
     try:
         while procs:
@@ -141,7 +182,7 @@ def run_workers(args: argparse.Namespace, plan: WorkerPlan, study: optuna.Study,
                 del procs[index]
                 code = proc.exitcode
                 codes[index] = code
-                died = code != 0 and code not in (2, 130)  # killed or crashed, not bad input / Ctrl-C
+                died = code not in _NO_RESTART  # killed or crashed
                 if died and finished_trials(study) < n_trials and restarts[index] < MAX_RESTARTS:
                     restarts[index] += 1
                     bar.write(f"worker {index} exited with code {code}; restarting it "
@@ -167,20 +208,18 @@ def run_workers(args: argparse.Namespace, plan: WorkerPlan, study: optuna.Study,
     return failing[0] if failing else 0  # --timeout ends workers early with code 0
 
 
-def _worker_main(args: argparse.Namespace) -> None:
-    """A worker process: its own process group, so a terminal's Ctrl-C reaches only the
-    parent, which forwards exactly one SIGINT (a second could interrupt the trial's record)."""
+def _worker_main(settings: LaunchSettings, worker_index: int, threads: int) -> None:
+    """A spawned worker process: its own process group, so a terminal's Ctrl-C reaches only
+    the parent, which forwards exactly one SIGINT (a second could interrupt the trial's record)."""
     os.setpgrp()
     _interrupt_me_when_parent_dies()
-    from search.cli import PROG  # imported here: the parent's modules are not inherited under spawn
 
-    try:
-        code = int(args.run(args) or 0)
-    except UserInputError as exc:
-        print(f"{PROG} launch (worker {args.worker_index}): error: {exc}", file=sys.stderr)
-        code = 2
-    except KeyboardInterrupt:
-        code = 130
+    def work() -> int:
+        echo = lambda line: print(f"[worker {worker_index}] {line}", flush=True)  # noqa: E731
+        run_worker(settings, worker_index, threads, progress=False, echo=echo)
+        return 0  # the parent prints one summary for all workers
+
+    code = run_reporting(f"launch (worker {worker_index})", work)
     sys.stdout.flush()
     sys.exit(code)
 
@@ -222,10 +261,9 @@ def _update_bar(bar: tqdm, study: optuna.Study, n_trials: int) -> None:
     if bar.disable:
         return
     bar.n = min(finished_trials(study), n_trials)
-    try:
-        bar.set_postfix(best=f"{100 * study.best_value:.2f}%", refresh=False)
-    except ValueError:  # no complete trial yet
-        pass
+    best = best_trial(study)
+    if best is not None:
+        bar.set_postfix(best=f"{100 * best.value:.2f}%", refresh=False)
     bar.refresh()
 
 

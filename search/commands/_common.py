@@ -8,11 +8,11 @@ from dataclasses import fields
 import torch
 
 from model.config import CELLS, OPTIMIZERS, PRECISIONS, PRESETS, RECURRENT_INITS, SCHEDULES, TrainConfig
-from model.data import DATA_ENV, MnistSplits, load_splits
+from model.data import DATA_ENV, MNIST_TRAIN_IMAGES, MnistSplits, load_splits
 from model.device import DEVICES, resolve_device
 from model.errors import UserInputError
+from search.settings import MAX_THREADS
 from search.study import DEFAULT_STORAGE
-
 
 
 class HelpFormat(argparse.ArgumentDefaultsHelpFormatter):
@@ -30,12 +30,19 @@ _CHOICES = {"cell": CELLS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "recu
             "precision": PRECISIONS}
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
+def add_data_args(p: argparse.ArgumentParser, validation: bool = True) -> None:
+    """The data and hardware flags, declared once for every command that trains.
+
+    ``validation=False`` for commands that train on all training images (report,
+    compare-cells): they have no validation split to size.
+    """
     g = p.add_argument_group("data and hardware")
     g.add_argument("--data-root", default=None,
                    help=f"folder holding MNIST/raw (default: ${DATA_ENV}, else ./data; downloaded if absent)")
-    g.add_argument("--val-size", type=int, default=5000,
-                   help="validation images held out of the 60k training set (stratified, seeded)")
+    if validation:
+        g.add_argument("--val-size", type=int, default=5000,
+                       help=f"validation images held out of the {MNIST_TRAIN_IMAGES:,} training images "
+                       "(stratified, seeded)")
     g.add_argument("--subset", type=int, default=None,
                    help="train on only N (stratified) training images, for quick runs")
     g.add_argument("--device", choices=DEVICES, default="auto", help="where to train; auto uses CUDA when present")
@@ -66,8 +73,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def setup_hardware(args: argparse.Namespace) -> torch.device:
     if args.threads is not None:
-        if args.threads < 1:
-            raise UserInputError(f"--threads must be >= 1 (got {args.threads})")
+        if not 1 <= args.threads <= MAX_THREADS:
+            raise UserInputError(f"--threads must be >= 1 and <= {MAX_THREADS} (got {args.threads})")
         torch.set_num_threads(args.threads)
     return resolve_device(args.device)
 

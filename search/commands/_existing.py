@@ -1,4 +1,4 @@
-"""Opening a storage that must already hold studies (dashboard, export).
+"""Opening a storage that must already hold studies (dashboard, export, launch --resume).
 
 ``RDBStorage`` creates a missing SQLite file, so a mistyped path would silently give an
 empty new database; commands that only read a study refuse that instead.
@@ -17,8 +17,8 @@ from search.study import StudyError, load_existing_study, open_storage
 __all__ = ["open_existing_storage", "open_existing_study"]
 
 
-def open_existing_storage(url: str) -> optuna.storages.RDBStorage:
-    """The storage at ``url``, without heartbeats (readers run no trials)."""
+def open_existing_storage(url: str, heartbeat: bool = False) -> optuna.storages.RDBStorage:
+    """The storage at ``url``; without heartbeats unless asked (readers run no trials)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -28,7 +28,7 @@ def open_existing_storage(url: str) -> optuna.storages.RDBStorage:
         if db and db != ":memory:" and not db.startswith("file:") and not Path(db).is_file():
             raise StudyError(f"no SQLite study database at {db} (run `lstm-search launch` first, "
                              "or pass --storage)")
-    return open_storage(url, heartbeat=False)
+    return open_storage(url, heartbeat=heartbeat)
 
 
 def open_existing_study(url: str, name: str) -> optuna.Study:

@@ -8,9 +8,9 @@ import logging
 import optuna
 
 from model.config import CELLS
-from model.device import DEVICES
+from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
-from search.commands._common import HELP_FORMAT, add_storage_arg, setup_hardware
+from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, setup_hardware
 from search.study import load_existing_study, open_storage
 
 
@@ -31,11 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells to train")
     p.add_argument("--epochs", type=int, default=None, help="override the config's epochs (the budget)")
     p.add_argument("--hidden-size", type=int, default=None, help="override the config's hidden size")
-    g = p.add_argument_group("data and hardware")
-    g.add_argument("--data-root", default=None, help="folder holding MNIST/raw (default: $LSTM_SEARCH_DATA, else ./data)")
-    g.add_argument("--subset", type=int, default=None, help="train on only N training images")
-    g.add_argument("--device", choices=DEVICES, default="auto", help="where to train")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    add_data_args(p, validation=False)
     p.set_defaults(run=run)
 
 
@@ -50,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     bad = [c for c in cells if c not in CELLS]
     if not cells or bad:
         raise UserInputError(f"--cells must list some of {', '.join(CELLS)} (got {args.cells!r})")
-    if args.subset is not None and not 0 < args.subset <= 60_000:
-        raise UserInputError(f"--subset must be between 1 and 60000 (got {args.subset})")
+    if args.subset is not None and not 0 < args.subset <= MNIST_TRAIN_IMAGES:
+        raise UserInputError(f"--subset must be between 1 and {MNIST_TRAIN_IMAGES} (got {args.subset})")
     study = None
     if args.study is not None:
         study = load_existing_study(args.study, open_storage(args.storage, heartbeat=False))

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 
 import optuna
-import torch
 
-from model.config import PRECISIONS, PRESETS, TrainConfig
-from model.errors import UserInputError
+from model.config import PRECISIONS, PRESETS
+from model.data import MnistSplits, load_splits
+from model.device import resolve_device
 from search.artifacts import add_artifacts_arg, open_artifact_store
-from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, load_data, setup_hardware
-from search.launch import format_params, run_trials
-from search.objective import Objective
-from search.space import BUILTIN_SPACES, SearchSpace, load_space
+from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg
+from search.commands._existing import open_existing_storage
+from search.runner import format_params
+from search.settings import LaunchSettings, settings_differences
+from search.space import BUILTIN_SPACES
 from search.study import (
-    PRUNERS, SAMPLERS, create_or_resume, existing_trial_count, load_existing_study, make_pruner, make_sampler,
-    open_storage, sampler_seed,
+    PRUNERS, SAMPLERS, best_trial, create_or_resume, load_existing_study, make_pruner, make_sampler,
+    open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
 )
-from search.workers import WorkerPlan, plan_workers, run_workers
+from search.workers import plan_workers, run_worker, run_workers
 
-MNIST_TRAIN = 60_000
+__all__ = ["open_study", "register", "run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--dry-run", action="store_true",
                    help="check every input and print the plan; touch no study")
-    p.set_defaults(run=run, spawned=False)
+    p.set_defaults(run=run)
 
 
 def add_worker_args(p: argparse.ArgumentParser) -> None:
@@ -69,77 +69,68 @@ def add_worker_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Validate everything before the storage is touched: bad input writes nothing.
-    if args.n_trials < 1:
-        raise UserInputError(f"--n-trials must be >= 1 (got {args.n_trials})")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UserInputError(f"--timeout must be > 0 seconds (got {args.timeout})")
-    # One absolute deadline for the whole command, handed to spawned workers unchanged, so
-    # a worker restarted after a crash does not get a fresh budget. Data loading counts.
-    if getattr(args, "deadline", None) is None:
-        args.deadline = None if args.timeout is None else time.time() + args.timeout
-    deadline: float | None = args.deadline
-    space = load_space(args.space)
-    base = TrainConfig(seed=args.seed, precision=args.precision)
-    make_sampler(args.sampler, args.seed)  # validates the name before anything is written
-    pruner = make_pruner(args.pruner, space.max_epochs(base), space.min_epochs(base))
-    if args.worker_index < 0:
-        raise UserInputError(f"--worker-index must be >= 0 (got {args.worker_index})")
-    device = setup_hardware(args)
-    plan = _plan(args, space, base, device)
+    # Everything is validated before the storage is touched: bad input writes nothing.
+    settings = LaunchSettings.from_args(args)
+    space, base = settings.space, settings.base
+    pruner = make_pruner(settings.pruner, space.max_epochs(base), space.min_epochs(base))
+    device = resolve_device(settings.device)
+    plan = plan_workers(settings.workers, settings.threads, space, base, settings.n_images, device)
     if args.dry_run:
-        print(f"study {args.study!r} in {args.storage}: {args.n_trials} trials, sampler {args.sampler}, "
-              f"pruner {args.pruner}, device {device}, {plan.workers} worker(s) x {plan.threads} thread(s)")
+        print(f"study {settings.study!r} in {settings.storage}: {settings.n_trials} trials, sampler "
+              f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
+              f"{plan.workers} worker(s) x {plan.threads} thread(s)")
         print("space (" + space.source + "):\n  " + "\n  ".join(space.describe()))
-        load_data(args, seed=args.seed)
+        _load_data(settings)
         print("data: ok; dry run, nothing written")
         return 0
-    data = load_data(args, seed=args.seed)
-    storage = open_storage(args.storage)
-    store = open_artifact_store(args.storage, args.artifacts)  # before the study: a bad folder adds no study
-    if args.resume:
-        load_existing_study(args.study, storage)  # an unknown name is an error, nothing is created
-    seed = sampler_seed(args.seed, existing_trial_count(storage, args.study), args.worker_index)
-    sampler = make_sampler(args.sampler, seed)
-    settings = {
-        "space": space.source, "space_description": space.describe(), "sampler": args.sampler,
-        "pruner": args.pruner, "seed": args.seed, "val_size": args.val_size, "subset": args.subset,
-    }
+    data = _load_data(settings)
     optuna.logging.set_verbosity(logging.WARNING)  # one line per trial comes from run_trials
-    study, created = create_or_resume(
-        args.study, storage, sampler, pruner, space, PRESETS["v1"].with_overrides(seed=args.seed, precision=args.precision), settings,
-    )
-    if not args.spawned:
-        print(("created" if created else "resuming") + f" study {args.study!r} in {args.storage} "
-              f"({len(data.train_y)} train / {len(data.val_y)} validation images, device {device}"
-              + (f", {plan.workers} workers x {plan.threads} thread(s))" if plan.workers > 1 else ")"))
+    with storage_errors(settings.storage):
+        study, created = open_study(settings, pruner)
+    print(("created" if created else "resuming") + f" study {settings.study!r} in {settings.storage} "
+          f"({len(data.train_y)} train / {len(data.val_y)} validation images, device {device}"
+          + (f", {plan.workers} workers x {plan.threads} thread(s))" if plan.workers > 1 else ")"))
     if plan.workers > 1:
         del data  # each worker loads its own copy
-        code = run_workers(args, plan, study, progress=not args.no_progress)
+        code = run_workers(settings, plan, study)
         _print_summary(study)
         return code
-    objective = Objective(space=space, base=base, data=data, device=device, artifact_store=store,
-                          deadline=deadline)
-    echo = (lambda line: print(f"[worker {args.worker_index}] {line}", flush=True)) if args.spawned else None
-    timeout = None if deadline is None else max(0.0, deadline - time.time())
-    summary = run_trials(study, objective, args.n_trials, timeout=timeout,
-                         progress=not args.no_progress, echo=echo)
-    if args.spawned:
-        return 0  # the parent prints one summary for all workers
+    with storage_errors(settings.storage):
+        summary = run_worker(settings, settings.worker_index, settings.threads, data=data,
+                             progress=settings.progress)
     print(f"finished {summary.ran} trial(s) in {summary.seconds:.0f}s")
     _print_summary(study)
     return 0
 
 
-def _plan(args: argparse.Namespace, space: SearchSpace, base: TrainConfig, device: torch.device) -> WorkerPlan:
-    """Workers and threads for this machine; refuses a space whose largest trial cannot fit."""
-    n_images = (args.subset if args.subset else MNIST_TRAIN - args.val_size) + args.val_size
-    if args.spawned:  # the parent planned already; a worker runs single-process
-        return WorkerPlan(workers=1, threads=args.threads or 1, per_worker_bytes=0)
-    plan = plan_workers(args.workers, args.threads, space, base, n_images, device)
-    if plan.workers > 1:
-        args.threads = plan.threads  # what each spawned worker passes to torch.set_num_threads
-    return plan
+def _load_data(settings: LaunchSettings) -> MnistSplits:
+    return load_splits(settings.data_root, val_size=settings.val_size, subset=settings.subset, seed=settings.seed)
+
+
+def open_study(settings: LaunchSettings, pruner: optuna.pruners.BasePruner) -> tuple[optuna.Study, bool]:
+    """Create the study, or resume it after checking it is one of ours with the same settings."""
+    if settings.resume:
+        # A mistyped SQLite path must not become a new file (nor its artifact folder).
+        storage = open_existing_storage(settings.storage, heartbeat=True)
+        load_existing_study(settings.study, storage)  # an unknown name is an error, nothing is created
+    else:
+        storage = open_storage(settings.storage)
+    open_artifact_store(settings.storage, settings.artifacts)  # before the study: a bad folder adds no study
+    study, created = create_or_resume(
+        settings.study, storage, make_sampler(settings.sampler, settings.seed), pruner, settings.space,
+        PRESETS["v1"].with_overrides(seed=settings.seed, precision=settings.precision), settings.study_attrs(),
+        differences=lambda stored: settings_differences(stored, settings),
+    )
+    if not created:
+        for key in ("sampler", "pruner"):  # allowed to change: they pick trials, not what scores mean
+            was = study.user_attrs.get(key)
+            if was is not None and was != getattr(settings, key):
+                print(f"note: study {settings.study!r} was created with --{key} {was}; this run uses "
+                      f"{getattr(settings, key)}")
+        sweep_stale_trials(study)  # a killed worker's baseline is re-queued by the heartbeat retry
+        if requeue_lost_baseline(study, settings.space):
+            print("the V1 baseline never finished (interrupted?); it is queued to run first")
+    return study, created
 
 
 def _print_summary(study: optuna.Study) -> None:
@@ -149,8 +140,6 @@ def _print_summary(study: optuna.Study) -> None:
     print(f"study holds {count[TS.COMPLETE]} complete, {count[TS.PRUNED]} pruned, {count[TS.FAIL]} failed"
           + (f", {count[TS.RUNNING]} running" if count[TS.RUNNING] else "")
           + (f", {count[TS.WAITING]} waiting" if count[TS.WAITING] else ""))
-    try:
-        best = study.best_trial
-    except ValueError:
-        return
-    print(f"best: trial {best.number}, val acc {100 * best.value:.2f}% | {format_params(best.params)}")
+    best = best_trial(study)
+    if best is not None:
+        print(f"best: trial {best.number}, val acc {100 * best.value:.2f}% | {format_params(best.params)}")

@@ -9,10 +9,10 @@ from pathlib import Path
 import optuna
 
 from model.config import PRECISIONS
-from model.device import DEVICES
+from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store, publish_report
-from search.commands._common import HELP_FORMAT, add_storage_arg, setup_hardware
+from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, setup_hardware
 from search.study import load_existing_study, open_storage
 
 
@@ -34,24 +34,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what V1 is: v1 (the study's baseline trial), template (the lab's handout), "
                    "or a JSON file of config fields")
     p.add_argument("--retrain", action="store_true", help="retrain V1 and V2 even when cached in the study")
-    g = p.add_argument_group("final runs")
-    g.add_argument("--data-root", default=None, help="folder holding MNIST/raw (default: $LSTM_SEARCH_DATA, else ./data)")
-    g.add_argument("--subset", type=int, default=None,
-                   help="retrain on only N training images (quick reports; the report says so)")
-    g.add_argument("--device", choices=DEVICES, default="auto", help="where to retrain")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    add_data_args(p, validation=False)
     # Precision (issue 16): default None keeps each configuration's own precision.
-    g.add_argument("--precision", choices=PRECISIONS, default=None,
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="retrain V1 and V2 in this precision (default: the one each was searched with)")
-    g.add_argument("--importance-seed", type=int, default=0, help="seed of fANOVA's random forest")
+    p.add_argument("--importance-seed", type=int, default=0, help="seed of fANOVA's random forest")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from search.report import write_report  # matplotlib and pandas: only when reporting
 
-    if args.subset is not None and not 0 < args.subset <= 60_000:
-        raise UserInputError(f"--subset must be between 1 and 60000 (got {args.subset})")
+    if args.subset is not None and not 0 < args.subset <= MNIST_TRAIN_IMAGES:
+        raise UserInputError(f"--subset must be between 1 and {MNIST_TRAIN_IMAGES} (got {args.subset})")
     device = setup_hardware(args)
     storage = open_storage(args.storage, heartbeat=False)
     study = load_existing_study(args.study, storage)

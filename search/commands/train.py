@@ -6,7 +6,7 @@ import argparse
 
 from model.checkpoint import save_checkpoint
 from model.config import PRESETS
-from model.data import load_test
+from model.data import MNIST_TEST_IMAGES, MNIST_TRAIN_IMAGES, load_test
 from model.memory import check_fits, data_bytes
 from model.train import evaluate, fit
 from search.commands._common import (
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.with_overrides(epochs=1)
     device = setup_hardware(args)
     # Refuse a model that cannot fit before spending minutes loading data and allocating.
-    n_images = (args.subset or 60_000 - args.val_size) + args.val_size + 10_000  # + the test set
+    n_images = (args.subset or MNIST_TRAIN_IMAGES - args.val_size) + args.val_size + MNIST_TEST_IMAGES
     check_fits(cfg, extra_bytes=data_bytes(n_images), device=device, what="training this configuration")
     data = load_data(args, seed=cfg.seed)
     test_x, test_y = load_test(args.data_root)

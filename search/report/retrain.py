@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from model.config import TrainConfig
-from model.data import load_splits, load_test
+from model.data import MNIST_TRAIN_IMAGES, load_splits, load_test
 from model.train import fit
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 CACHE_PREFIX = "final_run:"
-FULL_TRAIN = 60_000
+FULL_TRAIN = MNIST_TRAIN_IMAGES
 
 
 class FinalData(NamedTuple):

@@ -16,7 +16,7 @@ import torch
 from tests.search.conftest import launch_args, running_trial_with_epoch, start_cli, states, wait_for
 from model.config import TrainConfig
 from model.data import MnistSplits
-from search.launch import run_trials
+from search.runner import run_trials
 from search.objective import Objective
 from search.space import parse_space
 from search.study import HEARTBEAT_SECONDS, open_storage

@@ -7,6 +7,7 @@ same command resumes an interrupted study to N in total and workers share one ta
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import socket
@@ -23,9 +24,19 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from search.objective import Objective
-from search.study import FINISHED, GRACE_SECONDS, HEARTBEAT_SECONDS, finished_trials, sweep_stale_trials
+from search.study import (
+    FINISHED, GRACE_SECONDS, HEARTBEAT_SECONDS, best_trial, finished_trials, sweep_stale_trials,
+)
 
-__all__ = ["RunSummary", "format_params", "run_trials"]
+__all__ = ["TrialsKeepFailing", "RunSummary", "describe_trial", "format_params", "run_trials"]
+
+
+class TrialsKeepFailing(Exception):
+    """Several trials in a row failed: something is wrong with every trial, not one config.
+
+    Failed trials do not count toward N, so without this stop a launch whose every trial
+    fails (a NaN score, a broken device) would run forever.
+    """
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,13 @@ def run_trials(
     timeout: float | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    max_consecutive_failures: int | None = None,
 ) -> RunSummary:
-    """Optimize until the study has ``n_trials`` finished trials or ``timeout`` passes."""
+    """Optimize until the study has ``n_trials`` finished trials or ``timeout`` passes.
+
+    Raises TrialsKeepFailing after ``max_consecutive_failures`` FAIL trials in a row
+    (of this process; Ctrl-C is not counted, it stops the run anyway).
+    """
     start = time.perf_counter()
     before = finished_trials(study)
     bar = tqdm(
@@ -56,13 +72,21 @@ def run_trials(
     )
     write = echo or bar.write
 
+    failures: list[FrozenTrial] = []  # the current run of consecutive FAIL trials
+
     def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         bar.n = min(finished_trials(study), n_trials)
-        best = _best_value(study)
+        best = best_trial(study)
         if best is not None:
-            bar.set_postfix(best=f"{100 * best:.2f}%")
+            bar.set_postfix(best=f"{100 * best.value:.2f}%")
         bar.refresh()
         write(describe_trial(trial))
+        if trial.state != TrialState.FAIL:
+            failures.clear()
+            return
+        failures.append(trial)
+        if max_consecutive_failures is not None and len(failures) >= max_consecutive_failures:
+            study.stop()  # after this trial; the error is raised once optimize returns
 
     recorded = _Recorded(objective)
 
@@ -78,8 +102,15 @@ def run_trials(
     finally:
         bar.close()
     sweep_stale_trials(study)
+    if max_consecutive_failures is not None and len(failures) >= max_consecutive_failures:
+        numbers = ", ".join(str(t.number) for t in failures)
+        reason = failures[-1].user_attrs.get("fail_reason")
+        raise TrialsKeepFailing(
+            f"stopped after {len(failures)} failed trials in a row (trials {numbers}"
+            + (f"; the last: {reason}" if reason else "") + "); fix the cause and run the command again"
+        )
     trials = study.get_trials(deepcopy=False)
-    best = _best_trial(study)
+    best = best_trial(study)
     return RunSummary(
         ran=finished_trials(study) - before,
         complete=sum(t.state == TrialState.COMPLETE for t in trials),
@@ -112,11 +143,12 @@ def _rerun_orphans(study: optuna.Study, run: Callable[[int], None]) -> None:
 
 
 class _Recorded:
-    """The objective, noting which worker runs each trial and why Ctrl-C failed one.
+    """The objective, noting which worker runs each trial and why a trial failed.
 
     ``worker`` (host:pid) says which process or machine to look at when a trial fails.
-    Optuna itself records an interrupted trial as FAIL before re-raising; the note tells a
-    reader of the study that the failure says nothing about the configuration.
+    Optuna records a trial that raised or returned NaN as FAIL but keeps no reason; the
+    ``fail_reason`` attr gives one (and tells a reader that a Ctrl-C failure says nothing
+    about the configuration).
     """
 
     def __init__(self, objective: Callable[[optuna.Trial], float]) -> None:
@@ -126,10 +158,19 @@ class _Recorded:
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", self.worker)
         try:
-            return self.objective(trial)
+            value = self.objective(trial)
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C); not a property of the config")
             raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:  # Optuna records the trial FAIL; the reason stays with it
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+            raise
+        if not math.isfinite(value):
+            trial.set_user_attr("fail_reason", f"the validation accuracy is {value}")
+        return value
 
 
 @contextmanager
@@ -186,15 +227,3 @@ def format_params(params: dict[str, object]) -> str:
     for key, value in params.items():
         parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
     return " ".join(parts)
-
-
-def _best_trial(study: optuna.Study) -> FrozenTrial | None:
-    try:
-        return study.best_trial
-    except ValueError:  # no complete trial yet
-        return None
-
-
-def _best_value(study: optuna.Study) -> float | None:
-    best = _best_trial(study)
-    return None if best is None else best.value

@@ -1,0 +1,39 @@
+"""How a command's outcome becomes an exit code and at most one line on stderr.
+
+One home for the mapping, shared by the CLI and by spawned workers (which run no CLI):
+bad input (``UserInputError``) is one line and exit 2; trials that keep failing are one
+line and exit 3 (a worker exiting so is not restarted: it would fail again); Ctrl-C is
+exit 130 after the running trial has been recorded; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from model.errors import UserInputError
+from search.runner import TrialsKeepFailing
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "run_reporting"]
+
+PROG = "lstm-search"
+EXIT_BAD_INPUT = 2
+EXIT_TRIALS_FAILING = 3
+EXIT_INTERRUPTED = 130
+
+
+def run_reporting(label: str, body: Callable[[], int | None], interrupt_hint: str = "") -> int:
+    """Run ``body``; errors the user can act on become one line ``PROG label: error: ...``."""
+    try:
+        return int(body() or 0)
+    except UserInputError as exc:
+        print(f"{PROG} {label}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TrialsKeepFailing as exc:
+        print(f"{PROG} {label}: error: {exc}", file=sys.stderr)
+        return EXIT_TRIALS_FAILING
+    except KeyboardInterrupt:
+        if interrupt_hint:
+            print(f"\n{PROG} {label}: {interrupt_hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED

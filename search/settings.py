@@ -1,0 +1,148 @@
+"""The launch as a frozen plan: every setting of one ``lstm-search launch``, checked once.
+
+``LaunchSettings.from_args`` validates the command line before anything is read or written
+(bad input: one line, exit 2, no study touched). The value is then all a worker needs: it
+is pickled to spawned workers unchanged, so they never re-run the command line.
+
+Part of it defines what a study *is*: trials are only comparable if they searched the same
+space and were scored on the same validation images. ``study_defining`` is stored in the
+study's user attrs at creation and compared on every resume; a difference is refused. The
+sampler, the pruner and the hardware (threads, workers, device, data folder) may change
+on resume: they decide which configurations are tried next and how fast, not what a
+trial's score means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from model.config import TrainConfig
+from model.data import MNIST_TRAIN_IMAGES
+from model.errors import UserInputError
+from search.space import SearchSpace, load_space
+from search.study import SAMPLERS, PRUNERS, SEED_LIMIT
+
+__all__ = [
+    "DEFINING_KEYS",
+    "MAX_CONSECUTIVE_FAILURES",
+    "MAX_N_TRIALS",
+    "MAX_THREADS",
+    "MAX_TIMEOUT_SECONDS",
+    "LaunchSettings",
+    "settings_differences",
+]
+
+MAX_N_TRIALS = 1_000_000_000  # far beyond any study; bounds what the storage and the bar must hold
+MAX_TIMEOUT_SECONDS = 10 * 365 * 24 * 3600.0  # ten years: a longer "budget" is a typo
+MAX_THREADS = 4096  # torch would try to start them all; more is a typo
+MAX_CONSECUTIVE_FAILURES = 5  # FAIL trials in a row that stop a launch (e.g. every score NaN)
+# The study-defining settings, as stored in the study's user attrs (keys kept from the
+# first release, which stored them for reports without comparing them).
+DEFINING_KEYS = ("space_description", "seed", "val_size", "subset")
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    study: str
+    storage: str
+    artifacts: str | None
+    n_trials: int
+    deadline: float | None  # time.time() at which the budget ends; shared by every worker
+    space: SearchSpace
+    sampler: str
+    pruner: str
+    seed: int
+    data_root: str | None
+    val_size: int
+    subset: int | None
+    device: str
+    precision: str  # TrainConfig.precision of every trial, the baseline included
+    threads: int | None
+    workers: str
+    worker_index: int
+    resume: bool
+    progress: bool
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LaunchSettings:
+        """Validate the parsed command line; raises UserInputError naming the first bad value."""
+        _check_range("--n-trials", args.n_trials, 1, MAX_N_TRIALS)
+        deadline = None
+        if args.timeout is not None:
+            if not math.isfinite(args.timeout) or not 0 < args.timeout <= MAX_TIMEOUT_SECONDS:
+                raise UserInputError(
+                    f"--timeout must be a number of seconds between 0 and {MAX_TIMEOUT_SECONDS:.0f} "
+                    f"(got {args.timeout}); leave it out for no time limit"
+                )
+            # One absolute deadline for the whole command, handed to spawned workers
+            # unchanged, so a restarted worker gets no fresh budget. Data loading counts.
+            deadline = time.time() + args.timeout
+        _check_range("--seed", args.seed, 0, SEED_LIMIT - 1)
+        # The score is validation accuracy: without validation images every trial is NaN.
+        _check_range("--val-size", args.val_size, 1, MNIST_TRAIN_IMAGES - 1)
+        if args.subset is not None:
+            _check_range("--subset", args.subset, 1, MNIST_TRAIN_IMAGES - args.val_size)
+        if args.threads is not None:
+            _check_range("--threads", args.threads, 1, MAX_THREADS)
+        _check_range("--worker-index", args.worker_index, 0, 1_000_000)
+        if args.sampler not in SAMPLERS or args.pruner not in PRUNERS:  # argparse checks; library callers too
+            raise UserInputError(f"unknown sampler {args.sampler!r} or pruner {args.pruner!r}")
+        return cls(
+            study=args.study, storage=args.storage, artifacts=args.artifacts, n_trials=args.n_trials,
+            deadline=deadline, space=load_space(args.space), sampler=args.sampler, pruner=args.pruner,
+            seed=args.seed, data_root=args.data_root, val_size=args.val_size, subset=args.subset,
+            device=args.device, precision=args.precision, threads=args.threads, workers=args.workers,
+            worker_index=args.worker_index, resume=args.resume, progress=not args.no_progress,
+        )
+
+    @property
+    def base(self) -> TrainConfig:
+        """What every trial starts from before the space's values are applied."""
+        return TrainConfig(seed=self.seed, precision=self.precision)
+
+    @property
+    def n_images(self) -> int:
+        """Images one process holds in memory (at most: the real data may be smaller)."""
+        train = MNIST_TRAIN_IMAGES - self.val_size
+        return min(self.subset or train, train) + self.val_size
+
+    def study_attrs(self) -> dict[str, Any]:
+        """User attrs written at creation: the defining part plus what reports show."""
+        return {
+            "space": self.space.source, "space_description": self.space.describe(),
+            "sampler": self.sampler, "pruner": self.pruner, "seed": self.seed,
+            "val_size": self.val_size, "subset": self.subset,
+        }
+
+
+def settings_differences(stored: dict[str, Any], settings: LaunchSettings) -> list[str]:
+    """How this launch differs from the study's stored defining settings, one phrase each.
+
+    Keys the study does not hold (a study made before they were stored) are not compared.
+    """
+    mine = settings.study_attrs()
+    diffs = []
+    for key in DEFINING_KEYS:
+        if key not in stored or stored[key] == mine[key]:
+            continue
+        if key == "space_description":
+            was = stored.get("space", "?")
+            diffs.append(f"the space ({settings.space.source}: {'; '.join(mine[key])}) differs from the "
+                         f"study's ({was}: {'; '.join(stored[key])})")
+        else:
+            flag = "--" + key.replace("_", "-")
+            diffs.append(f"{flag} {_show(mine[key])} (the study was created with {_show(stored[key])})")
+    return diffs
+
+
+def _show(value: object) -> str:
+    return "not given" if value is None else str(value)
+
+
+def _check_range(flag: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise UserInputError(f"{flag} must be >= {low} and <= {high} (got {value})")
