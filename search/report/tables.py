@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, NamedTuple
 
 import pandas as pd
 
-from model.config import TrainConfig
 from search.report.collect import StudySummary
 from search.report.importance import Importance
 from search.report.retrain import FinalRun
@@ -15,32 +15,32 @@ __all__ = [
     "CellResult",
     "cells_table",
     "epochs_table",
+    "format_value",
     "hyperparameter_table",
     "importance_table",
     "summary_table",
     "to_markdown",
 ]
 
-# The lab's table, in the lab's words and order; the extra rows appear only when V1 and
-# V2 differ in that field, so a table for two LSTMs with default inits stays the lab's.
+# The lab's table: these rows always, in the lab's words and order. Every other field of
+# the config type appears (in declaration order) only when V1 and V2 differ in it, so a
+# field added to TrainConfig later shows up without anyone editing this module.
 LAB_ROWS = (
     ("batch size", "batch_size"),
     ("learning rate", "lr"),
     ("hidden size", "hidden_size"),
     ("epoch", "epochs"),
     ("optimizer", "optimizer"),
-    ("weight decay", "weight_decay"),
-    ("dropout", "dropout"),
-    ("LR schedule", "schedule"),
-    ("gradient clip", "grad_clip"),
 )
-EXTRA_ROWS = (
-    ("cell", "cell"),
-    ("momentum", "momentum"),
-    ("forget-gate bias", "forget_bias"),
-    ("recurrent init", "recurrent_init"),
-    ("seed", "seed"),
-)
+# Nicer words for some fields; any other field is labelled with its name, spaces for "_".
+LABELS = {
+    "weight_decay": "weight decay",
+    "schedule": "LR schedule",
+    "grad_clip": "gradient clip",
+    "forget_bias": "forget-gate bias",
+    "recurrent_init": "recurrent init",
+    "shift": "random shift (pixels)",
+}
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"}
 _SCHEDULES = {"none": "constant", "cosine": "cosine annealing", "onecycle": "one-cycle"}
 
@@ -70,13 +70,17 @@ def format_value(field: str, value: Any) -> str:
     return str(value)
 
 
-def hyperparameter_table(v1: TrainConfig, v2: TrainConfig) -> pd.DataFrame:
-    """``Hyper-parameter | V1 | V2`` as the lab hands it in."""
-    rows = [(label, format_value(f, getattr(v1, f)), format_value(f, getattr(v2, f))) for label, f in LAB_ROWS]
-    for label, f in EXTRA_ROWS:
-        if getattr(v1, f) != getattr(v2, f):
-            rows.append((label, format_value(f, getattr(v1, f)), format_value(f, getattr(v2, f))))
-    return pd.DataFrame(rows, columns=["Hyper-parameter", "V1", "V2"])
+def hyperparameter_table(v1: Any, v2: Any) -> pd.DataFrame:
+    """``Hyper-parameter | V1 | V2`` as the lab hands it in, built from the config's
+    dataclass fields: the lab's rows, then each other field where V1 and V2 differ."""
+    lab = [name for _, name in LAB_ROWS]
+    differing = [f.name for f in fields(v1) if f.name not in lab and getattr(v1, f.name) != getattr(v2, f.name)]
+    labels = dict((name, label) for label, name in LAB_ROWS) | LABELS
+    return pd.DataFrame(
+        [(labels.get(name, name.replace("_", " ")), format_value(name, getattr(v1, name)),
+          format_value(name, getattr(v2, name))) for name in lab + differing],
+        columns=["Hyper-parameter", "V1", "V2"],
+    )
 
 
 def epochs_table(v1: FinalRun, v2: FinalRun) -> pd.DataFrame:
