@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from model.config import TrainConfig
-from search.report import tables
+from search.report import narrative, reproduce, tables
 from search.report.collect import StudySummary
 from search.report.importance import Importance
 from search.report.retrain import FULL_TRAIN, FinalRun
@@ -22,13 +22,22 @@ class ReportContent(NamedTuple):
     v1_source: str
     v2: TrainConfig
     v2_trial: int
-    v1_run: FinalRun
-    v2_run: FinalRun
+    v1_runs: list[FinalRun]  # one per seed, the config's own seed first
+    v2_runs: list[FinalRun]
     importances: list[Importance]
     sentences: list[str]
     figures: dict[str, str]  # key -> file name relative to report.md
     grid_indices: list[int]
     cells: tuple[dict[str, Any], list[CellResult]] | None
+    storage_url: str | None = None  # for the `train --study` command; None: the default storage
+
+    @property
+    def v1_run(self) -> FinalRun:  # the figures' runs: each config's own seed
+        return self.v1_runs[0]
+
+    @property
+    def v2_run(self) -> FinalRun:
+        return self.v2_runs[0]
 
 
 def render(c: ReportContent) -> str:
@@ -43,32 +52,54 @@ def render(c: ReportContent) -> str:
             "training images (`--subset`). Their test accuracies are not the models' real ones.",
             "",
         ]
-    out += _hyperparameters(c) + _final(c) + _figures(c) + _mattered(c) + _summary(c) + _cells(c)
+    out += _hyperparameters(c) + _final(c) + _figures(c) + _mattered(c) + _summary(c) + _gates(c) + _cells(c)
     return "\n".join(out).rstrip() + "\n"
 
 
 def _hyperparameters(c: ReportContent) -> list[str]:
+    subset = c.v2_run.train_images if c.v2_run.train_images < FULL_TRAIN else None
+    v2_seeds = ", ".join(str(r.config["seed"]) for r in c.v2_runs)
     return [
         "## 1. Hyperparameters: V1 vs V2", "",
         f"V1 is {c.v1_source}; V2 is the best trial of the study (trial {c.v2_trial}, validation "
-        f"accuracy {100 * (c.summary.best_value or 0):.2f}%).", "",
+        f"accuracy {100 * (c.summary.best_value or 0):.2f}%). The lab's five rows are always shown; "
+        "any other setting appears when V1 and V2 differ in it.", "",
         tables.to_markdown(tables.hyperparameter_table(c.v1, c.v2)), "",
+        "To reproduce a final run exactly (every setting spelled out; `--val-size 0` trains on all "
+        "the training images, in the order the report's run used):", "",
+        "```sh",
+        "# V1",
+        reproduce.train_command(c.v1, subset),
+        "# V2",
+        reproduce.train_command(c.v2, subset),
+        "```", "",
+        f"The other seeds of section 2 are the same commands with `--seed` changed (V2: {v2_seeds}). "
+        "Any trial of the study retrains from its stored config with",
+        "", "```sh",
+        reproduce.trial_command(c.summary.name, c.v2_trial, c.storage_url),
+        "```", "",
     ]
 
 
 def _final(c: ReportContent) -> list[str]:
+    v1s, v2s = narrative.spread([r.test_acc for r in c.v1_runs]), narrative.spread([r.test_acc for r in c.v2_runs])
     v1, v2 = c.v1_run, c.v2_run
-    gain = 100 * (v2.test_acc - v1.test_acc)
+    n = len(c.v1_runs)
+    seeds = "once with its seed" if n == 1 else f"{n} times with different seeds"
     return [
         "## 2. Final evaluation on the test set", "",
-        f"Each configuration retrained once with its seed on {v2.train_images:,} training images "
-        "and scored on the 10,000 test images after every epoch; the test set is used nowhere else "
+        f"Each configuration retrained {seeds} on {v2.train_images:,} training images "
+        f"and scored on the {len(v2.predictions):,} test images after every epoch; the test set is used nowhere else "
         "(the search scored trials on a held-out validation split of the training images).", "",
-        f"- **V1 test accuracy: {100 * v1.test_acc:.2f}%** ({len(v1.epochs)} epochs, {v1.seconds:.0f}s)",
-        f"- **V2 test accuracy: {100 * v2.test_acc:.2f}%** ({len(v2.epochs)} epochs, {v2.seconds:.0f}s)",
-        f"- V2 - V1: {gain:+.2f} percentage points "
-        f"({_errors(v1)} -> {_errors(v2)} misclassified test images)", "",
-        "Per epoch (loss = mean cross-entropy; lr at the end of the epoch):", "",
+        tables.to_markdown(tables.seeds_table(c.v1_runs, c.v2_runs)), "",
+        f"- **V1 test accuracy: {v1s.text()}** (mean ± std over {_seeds(n)}; {len(v1.epochs)} epochs, "
+        f"{v1.seconds:.0f}s for the first run)",
+        f"- **V2 test accuracy: {v2s.text()}** (mean ± std over {_seeds(n)}; {len(v2.epochs)} epochs, "
+        f"{v2.seconds:.0f}s for the first run)",
+        f"- {narrative.describe_seeds(v1s, v2s)}", "",
+        f"Per epoch, the first run of each (V1 seed {v1.config['seed']}, V2 seed {v2.config['seed']}; loss = mean "
+        "cross-entropy; lr at the end of the epoch). The figures below show these two runs, "
+        f"with {_errors(v1)} and {_errors(v2)} misclassified test images.", "",
         tables.to_markdown(tables.epochs_table(v1, v2)), "",
     ]
 
@@ -88,10 +119,10 @@ def _figures(c: ReportContent) -> list[str]:
         "### Confusion matrix of V2", "", f"![confusion matrix of V2]({f['confusion']})", "",
         "### The study", "",
         f"![optimization history]({f['history']})", "",
-        f"![intermediate values]({f['intermediate']})", "",
+        "Validation error per epoch on a log scale, so the 97-99.5% accuracy band where trials "
+        "differ is as wide as the first epochs' 30-90%:", "",
+        f"![validation error per epoch]({f['intermediate']})", "",
     ]
-    if "importances" in f:
-        lines += [f"![parameter importances]({f['importances']})", ""]
     return lines
 
 
@@ -108,7 +139,33 @@ def _mattered(c: ReportContent) -> list[str]:
         "For the top parameters, what the best and the worst quarter of complete trials used:", "",
     ]
     lines += [f"- {sentence}" for sentence in c.sentences]
-    return lines + [""]
+    lines += [""]
+    if "importances" in c.figures:
+        lines += [f"![parameter importances]({c.figures['importances']})", ""]
+    if "slice" in c.figures:
+        lines += [
+            "Slice plot of the top parameters: each complete trial's final validation accuracy "
+            "against its value (axis in log error, better trials higher; colour = trial number).", "",
+            f"![slice plot of the top parameters]({c.figures['slice']})", "",
+        ]
+    return lines
+
+
+def _gates(c: ReportContent) -> list[str]:
+    lines = ["## 6. What the gates do (measured on V2)", ""]
+    gates = c.v2_run.gates
+    if gates is None:
+        return lines + [f"Not measured: V2 is a {c.v2.cell.upper()}, not an LSTM.", ""]
+    lines += [
+        f"V2's first run (seed {c.v2_run.config['seed']}) stepped through the lab's equations over the "
+        f"{len(c.v2_run.predictions):,} test images: mean activation of the input (i), forget (f) and output (o) gates and "
+        "mean |c| at each time step (image row), averaged over images and hidden units.", "",
+        f"![gates per time step]({c.figures['gates']})", "",
+        "Test accuracy with one gate held constant at inference (same weights, no retraining):", "",
+        tables.to_markdown(tables.forced_gates_table(gates["forced"])), "",
+        narrative.describe_gates(gates), "",
+    ]
+    return lines
 
 
 def _summary(c: ReportContent) -> list[str]:
@@ -120,7 +177,7 @@ def _summary(c: ReportContent) -> list[str]:
 
 
 def _cells(c: ReportContent) -> list[str]:
-    lines = ["## 6. Simple RNN or LSTM?", ""]
+    lines = ["## 7. Simple RNN or LSTM?", ""]
     if c.cells is None:
         return lines + [
             "Not measured for this study yet: run "
@@ -152,6 +209,10 @@ def _cells(c: ReportContent) -> list[str]:
                 "",
             ]
     return lines
+
+
+def _seeds(n: int) -> str:
+    return "1 seed" if n == 1 else f"{n} seeds"
 
 
 def _errors(run: FinalRun) -> int:

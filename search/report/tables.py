@@ -15,9 +15,11 @@ __all__ = [
     "CellResult",
     "cells_table",
     "epochs_table",
+    "forced_gates_table",
     "format_value",
     "hyperparameter_table",
     "importance_table",
+    "seeds_table",
     "summary_table",
     "to_markdown",
 ]
@@ -99,6 +101,26 @@ def epochs_table(v1: FinalRun, v2: FinalRun) -> pd.DataFrame:
     table = pd.concat(frames, axis=1).fillna("")
     table.index.name = "epoch"
     return table.reset_index()
+
+
+def seeds_table(v1_runs: list[FinalRun], v2_runs: list[FinalRun]) -> pd.DataFrame:
+    """Every final run's test accuracy: one row per seed, V1 and V2 side by side."""
+    rows = []
+    for k in range(max(len(v1_runs), len(v2_runs))):
+        row = [k + 1]
+        for runs in (v1_runs, v2_runs):
+            row += ([runs[k].config.get("seed", ""), f"{100 * runs[k].test_acc:.2f}%"] if k < len(runs) else ["", ""])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["run", "V1 seed", "V1 test acc", "V2 seed", "V2 test acc"])
+
+
+def forced_gates_table(forced: dict[str, float]) -> pd.DataFrame:
+    """Test accuracy with each gate forced (``"f=0"`` -> acc), the unforced model first."""
+    base = forced["none"]
+    rows = [("none (as trained)", f"{100 * base:.2f}%", "")]
+    rows += [(key.replace("=", " = "), f"{100 * acc:.2f}%", f"{100 * (acc - base):+.2f}")
+             for key, acc in forced.items() if key != "none"]
+    return pd.DataFrame(rows, columns=["gate forced", "test accuracy", "change (points)"])
 
 
 def summary_table(s: StudySummary) -> pd.DataFrame:

@@ -1,0 +1,120 @@
+"""The report's generated sentences: each states what this run's numbers show.
+
+No sentence here is fixed text with numbers slotted in regardless: which gate matters
+most, whether a difference exceeds the seed spread, where the simple RNN falls behind,
+all come from comparisons of the measured values, so other numbers give other words.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+__all__ = ["NEGLIGIBLE_POINTS", "Spread", "describe_gates", "describe_seeds", "spread"]
+
+NEGLIGIBLE_POINTS = 0.05  # a change in accuracy smaller than this (5 of 10,000 images) is "no change"
+
+
+class Spread(NamedTuple):
+    values: list[float]  # test accuracies (fractions), one per seed
+    mean: float
+    std: float  # sample standard deviation (n - 1); 0 with one seed
+
+    def text(self) -> str:
+        """"98.79 ± 0.05%" (percent), the form the report prints everywhere."""
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}%"
+
+
+def spread(values: Sequence[float]) -> Spread:
+    values = list(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return Spread(values, statistics.fmean(values), std)
+
+
+def describe_seeds(v1: Spread, v2: Spread) -> str:
+    """Whether V2 - V1 is larger than the seed-to-seed spread, in plain words.
+
+    The difference of the means counts as larger than the spread only when it exceeds the
+    two standard deviations added (the ±1 std intervals do not overlap) and every seed of
+    the better config beats every seed of the other; otherwise it is within the spread.
+    """
+    n = len(v1.values)
+    diff = 100 * (v2.mean - v1.mean)
+    if n < 2 or len(v2.values) < 2:
+        return (f"V2 - V1 is {diff:+.2f} points from one seed each; with one seed the spread between "
+                "seeds is unknown, so this difference may be luck (run the report with --seeds 3).")
+    spread_pts = 100 * (v1.std + v2.std)
+    better, worse = (v2, v1) if v2.mean >= v1.mean else (v1, v2)
+    names = ("V2", "V1") if better is v2 else ("V1", "V2")
+    separated = min(better.values) > max(worse.values)
+    ranking = (f"every {names[0]} seed beats every {names[1]} seed" if separated
+               else f"some {names[1]} seed does at least as well as some {names[0]} seed")
+    if abs(diff) > spread_pts and separated:
+        return (f"V2 - V1 is {diff:+.2f} points, **larger than the seed spread**: the two standard "
+                f"deviations add up to {spread_pts:.2f} points and {ranking}, so over {n} seeds the "
+                "difference is not seed luck.")
+    return (f"V2 - V1 is {diff:+.2f} points, **within the seed spread**: the two standard deviations "
+            f"add up to {spread_pts:.2f} points and {ranking}, so over {n} seeds this difference cannot "
+            "be told apart from luck.")
+
+
+def describe_gates(gates: dict[str, Any]) -> str:
+    """One paragraph on what V2's gates do, from its measured means and ablations."""
+    means, forced = gates["means"], gates["forced"]
+    base = forced["none"]
+    T = len(means["f"])
+
+    def pts(key: str) -> float:
+        return 100 * (forced[key] - base)
+
+    ablations = sorted((k for k in forced if k != "none"), key=pts)
+    parts = [f"Unforced, V2 classifies {100 * base:.2f}% of the test images."]
+    effects = [f"{_gate_phrase(k)} {_effect(pts(k), forced[k])}" for k in ablations]
+    parts.append("Forcing " + "; ".join(effects) + ".")
+    worst = ablations[0]
+    if pts(worst) < -NEGLIGIBLE_POINTS:
+        parts.append(f"So the gate V2 relies on most is {worst.split('=')[0]}: fixing it at "
+                     f"{worst.split('=')[1]} costs {-pts(worst):.2f} points.")
+    else:
+        parts.append("No single forced gate costs V2 more than "
+                     f"{NEGLIGIBLE_POINTS:g} points: it does not depend on any one gate varying.")
+    if "f=0" in forced and "f=1" in forced:
+        if forced["f=0"] < forced["f=1"]:
+            parts.append("Forgetting every step hurts more than never forgetting: the answer depends on "
+                         "rows seen earlier, carried in c.")
+        else:
+            parts.append("Never forgetting hurts more than forgetting every step: letting c sum every row "
+                         "without decay swamps the cell more than losing the earlier rows does.")
+    f_lo = min(range(T), key=lambda t: means["f"][t])
+    f_hi = max(range(T), key=lambda t: means["f"][t])
+    i_hi = max(range(T), key=lambda t: means["i"][t])
+    c_hi = max(range(T), key=lambda t: means["abs_c"][t])
+    parts.append(
+        f"The forget gate averages {means['f'][0]:.2f} at row 1 and {means['f'][-1]:.2f} at row {T}, "
+        f"lowest ({means['f'][f_lo]:.2f}) at row {f_lo + 1} and highest ({means['f'][f_hi]:.2f}) at "
+        f"row {f_hi + 1}; the input gate opens most at row {i_hi + 1} ({means['i'][i_hi]:.2f}); the output "
+        f"gate moves between {min(means['o']):.2f} and {max(means['o']):.2f}."
+    )
+    trend = "grows" if means["abs_c"][-1] > means["abs_c"][0] else "shrinks"
+    parts.append(
+        f"Mean |c| {trend} from {means['abs_c'][0]:.2f} at row 1 to {means['abs_c'][-1]:.2f} at row {T} "
+        f"(peak {means['abs_c'][c_hi]:.2f} at row {c_hi + 1})."
+    )
+    return " ".join(parts)
+
+
+def _effect(points: float, acc: float) -> str:
+    if points < -NEGLIGIBLE_POINTS:
+        return f"lowers accuracy to {100 * acc:.2f}% ({points:+.2f} points)"
+    if points > NEGLIGIBLE_POINTS:
+        return f"raises it to {100 * acc:.2f}% ({points:+.2f} points)"
+    return f"leaves it at {100 * acc:.2f}% ({points:+.2f} points)"
+
+
+def _gate_phrase(key: str) -> str:
+    gate, value = key.split("=")
+    meaning = {("f", "0"): "forget everything each step", ("f", "1"): "never forget",
+               ("i", "1"): "write every candidate in full", ("o", "1"): "expose the whole cell state",
+               ("i", "0"): "write nothing", ("o", "0"): "expose nothing"}.get((gate, value))
+    return f"{gate} = {value}" + (f" ({meaning})" if meaning else "")
