@@ -80,12 +80,15 @@ def describe_gates(gates: dict[str, Any]) -> str:
         parts.append("No single forced gate costs V2 more than "
                      f"{NEGLIGIBLE_POINTS:g} points: it does not depend on any one gate varying.")
     if "f=0" in forced and "f=1" in forced:
-        if forced["f=0"] < forced["f=1"]:
+        gap = 100 * (forced["f=1"] - forced["f=0"])
+        if gap > NEGLIGIBLE_POINTS:
             parts.append("Forgetting every step hurts more than never forgetting: the answer depends on "
                          "rows seen earlier, carried in c.")
-        else:
+        elif gap < -NEGLIGIBLE_POINTS:
             parts.append("Never forgetting hurts more than forgetting every step: letting c sum every row "
                          "without decay swamps the cell more than losing the earlier rows does.")
+        else:
+            parts.append("Forgetting every step and never forgetting cost about the same.")
     f_lo = min(range(T), key=lambda t: means["f"][t])
     f_hi = max(range(T), key=lambda t: means["f"][t])
     i_hi = max(range(T), key=lambda t: means["i"][t])
