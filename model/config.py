@@ -15,6 +15,7 @@ from model.errors import ConfigError
 __all__ = [
     "CELLS",
     "OPTIMIZERS",
+    "PIXELS",
     "PRESETS",
     "RECURRENT_INITS",
     "SCHEDULES",
@@ -26,6 +27,7 @@ CELLS = ("lstm", "gru", "rnn")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle")
 RECURRENT_INITS = ("uniform", "orthogonal", "identity")
+PIXELS = 28 * 28  # an MNIST image, read as ``steps`` time steps of PIXELS // steps inputs
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class TrainConfig:
     """Hyperparameters of one training run (model and optimisation together)."""
 
     cell: str = "lstm"  # which hand-written cell unrolls over the 28 rows
+    # Time steps an image is read in: 28 = one row a step; 14, 56, 112, 784 = two rows,
+    # half rows, quarter rows, single pixels (the image's 784 pixels in reading order).
+    steps: int = 28
     hidden_size: int = 128
     lr: float = 1e-3  # peak learning rate (the one-cycle maximum)
     batch_size: int = 128
@@ -58,6 +63,10 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
+        _integer("steps", self.steps, low=1)
+        if PIXELS % self.steps:
+            raise ConfigError(f"steps must divide the {PIXELS} pixels of an image, e.g. 14, 28, 56, 112 "
+                              f"or 784 (got {self.steps})")
         _integer("hidden_size", self.hidden_size, low=1)
         _integer("batch_size", self.batch_size, low=1)
         _integer("epochs", self.epochs, low=1)

@@ -87,11 +87,11 @@ def unroll_lstm(
 
 @torch.no_grad()
 def gate_means(model: LSTMClassifier, x: Tensor, batch_size: int = 500) -> GateMeans:
-    """Mean i, f, o and mean |c| per step over the images ``x`` (N, T, D) or (N, 1, 28, 28)."""
+    """Mean i, f, o and mean |c| per step over the images ``x``, read as the model reads them."""
     cell = _lstm_of(model)
     sums = None
     for start in range(0, len(x), batch_size):
-        run = unroll_lstm(cell, _sequence(x[start : start + batch_size]))
+        run = unroll_lstm(cell, model.sequence(x[start : start + batch_size]))
         # Sum over images and units per step; divided by N * H once at the end.
         batch = torch.stack([run.i.sum((0, 2)), run.f.sum((0, 2)), run.o.sum((0, 2)), run.c.abs().sum((0, 2))])
         sums = batch if sums is None else sums + batch
@@ -111,7 +111,7 @@ def forced_accuracy(
     cell = _lstm_of(model)
     correct = 0
     for start in range(0, len(x), batch_size):
-        h = unroll_lstm(cell, _sequence(x[start : start + batch_size]), force).h_last
+        h = unroll_lstm(cell, model.sequence(x[start : start + batch_size]), force).h_last
         logits = model.fc(model.dropout(h))
         correct += int((logits.argmax(dim=1) == y[start : start + batch_size]).sum())
     return correct / len(y)
@@ -122,6 +122,3 @@ def _lstm_of(model: LSTMClassifier) -> ManualLSTMCell:
         raise ValueError(f"gates are measured on the LSTM cell (this model has {type(model.cell).__name__})")
     return model.cell
 
-
-def _sequence(x: Tensor) -> Tensor:
-    return x.squeeze(1) if x.dim() == 4 else x

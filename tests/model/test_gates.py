@@ -13,7 +13,7 @@ B, T, D, H = 6, 5, 7, 4
 
 def _model() -> LSTMClassifier:
     torch.manual_seed(0)
-    return LSTMClassifier(input_size=D, hidden_size=H).double().eval()
+    return LSTMClassifier(input_size=D, hidden_size=H, steps=T).double().eval()
 
 
 def test_unforced_unroll_equals_the_training_path_and_the_step_equations() -> None:

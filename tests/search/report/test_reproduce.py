@@ -46,3 +46,12 @@ def test_train_study_trial_retrains_the_stored_config(tmp_path: Path) -> None:
     # Flags still override the stored trial (e.g. a shorter retrain).
     args = _parse(trial_command("hand", 4, url) + " --epochs 1")
     assert config_from_args(args, base=stored_trial_config(args)) == BEST.with_overrides(epochs=1)
+
+
+def test_cache_keys_of_runs_cached_before_a_field_was_added_still_match() -> None:
+    from search.report.retrain import cache_key
+
+    # The key of the default config as computed before ``steps`` existed (recorded from that
+    # version): the existing study's cached V1/V2 runs stay valid.
+    assert cache_key(TrainConfig(), None) == "final_run:fe4836208442b6ca"
+    assert cache_key(TrainConfig(steps=14), None) != cache_key(TrainConfig(), None)
