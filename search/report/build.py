@@ -73,7 +73,7 @@ def write_report(
     retrained = []
     runs = {}
     for name, cfg in (("V1", v1_cfg), ("V2", v2_cfg)):
-        # V2's first run also measures its gates (question 5).
+        # V2's runs also measure their gates (question 5).
         runs[name], trained = final_runs(
             study, cfg, seeds_of(cfg, seeds), data, subset=subset, device=device, retrain=retrain,
             log=lambda m, n=name: say(f"{n}: {m}"), gates=name == "V2")
@@ -110,8 +110,9 @@ def write_report(
     written.update(figures.study_figures(study, out, params, importance_seed=importance_seed))
     if top:
         written["slice"] = figures.slice_figure(study, top, out / "slice_top_params.png")
-    if v2_run.gates is not None:
-        written["gates"] = figures.gates_figure(v2_run.gates["means"], out / "gates_v2.png")
+    gates_run = next((r for r in runs["V2"] if r.gates is not None), None)
+    if gates_run is not None:
+        written["gates"] = figures.gates_figure(gates_run.gates["means"], out / "gates_v2.png")
     cells = load_comparison(study)
 
     trials_csv = out / "trials.csv"

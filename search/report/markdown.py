@@ -153,13 +153,15 @@ def _mattered(c: ReportContent) -> list[str]:
 
 def _gates(c: ReportContent) -> list[str]:
     lines = ["## 6. What the gates do (measured on V2)", ""]
-    gates = c.v2_run.gates
-    if gates is None:
+    run = next((r for r in c.v2_runs if r.gates is not None), None)
+    if run is None:
         return lines + [f"Not measured: V2 is a {c.v2.cell.upper()}, not an LSTM.", ""]
+    gates = run.gates
     lines += [
-        f"V2's first run (seed {c.v2_run.config['seed']}) stepped through the lab's equations over the "
-        f"{len(c.v2_run.predictions):,} test images: mean activation of the input (i), forget (f) and output (o) gates and "
-        "mean |c| at each time step (image row), averaged over images and hidden units.", "",
+        f"V2's run with seed {run.config['seed']} stepped through the lab's equations over the "
+        f"{len(run.predictions):,} test images: mean activation of the input (i), forget (f) and output (o) gates and "
+        f"mean |c| at each of its {len(gates['means']['f'])} time steps, averaged over images and hidden "
+        "units.", "",
         f"![gates per time step]({c.figures['gates']})", "",
         "Test accuracy with one gate held constant at inference (same weights, no retraining):", "",
         tables.to_markdown(tables.forced_gates_table(gates["forced"])), "",

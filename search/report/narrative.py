@@ -83,10 +83,10 @@ def describe_gates(gates: dict[str, Any]) -> str:
         gap = 100 * (forced["f=1"] - forced["f=0"])
         if gap > NEGLIGIBLE_POINTS:
             parts.append("Forgetting every step hurts more than never forgetting: the answer depends on "
-                         "rows seen earlier, carried in c.")
+                         "steps seen earlier, carried in c.")
         elif gap < -NEGLIGIBLE_POINTS:
-            parts.append("Never forgetting hurts more than forgetting every step: letting c sum every row "
-                         "without decay swamps the cell more than losing the earlier rows does.")
+            parts.append("Never forgetting hurts more than forgetting every step: letting c sum every step "
+                         "without decay swamps the cell more than losing the earlier steps does.")
         else:
             parts.append("Forgetting every step and never forgetting cost about the same.")
     f_lo = min(range(T), key=lambda t: means["f"][t])
@@ -94,15 +94,15 @@ def describe_gates(gates: dict[str, Any]) -> str:
     i_hi = max(range(T), key=lambda t: means["i"][t])
     c_hi = max(range(T), key=lambda t: means["abs_c"][t])
     parts.append(
-        f"The forget gate averages {means['f'][0]:.2f} at row 1 and {means['f'][-1]:.2f} at row {T}, "
-        f"lowest ({means['f'][f_lo]:.2f}) at row {f_lo + 1} and highest ({means['f'][f_hi]:.2f}) at "
-        f"row {f_hi + 1}; the input gate opens most at row {i_hi + 1} ({means['i'][i_hi]:.2f}); the output "
+        f"The forget gate averages {means['f'][0]:.2f} at step 1 and {means['f'][-1]:.2f} at step {T}, "
+        f"lowest ({means['f'][f_lo]:.2f}) at step {f_lo + 1} and highest ({means['f'][f_hi]:.2f}) at "
+        f"step {f_hi + 1}; the input gate opens most at step {i_hi + 1} ({means['i'][i_hi]:.2f}); the output "
         f"gate moves between {min(means['o']):.2f} and {max(means['o']):.2f}."
     )
     trend = "grows" if means["abs_c"][-1] > means["abs_c"][0] else "shrinks"
     parts.append(
-        f"Mean |c| {trend} from {means['abs_c'][0]:.2f} at row 1 to {means['abs_c'][-1]:.2f} at row {T} "
-        f"(peak {means['abs_c'][c_hi]:.2f} at row {c_hi + 1})."
+        f"Mean |c| {trend} from {means['abs_c'][0]:.2f} at step 1 to {means['abs_c'][-1]:.2f} at step {T} "
+        f"(peak {means['abs_c'][c_hi]:.2f} at step {c_hi + 1})."
     )
     return " ".join(parts)
 

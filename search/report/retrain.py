@@ -185,12 +185,12 @@ def final_run(
     """The cached run of ``cfg`` or a fresh one (stored). Returns (run, trained_now).
 
     ``data(seed)`` is called only when training is needed: a cached report loads no
-    images. With ``gates``, a cached LSTM run without gate statistics is retrained.
+    images. ``gates``: measure an LSTM's gates if it trains (a cached run is kept as is).
     """
     key = cache_key(cfg, subset)
     if not retrain:
         run = cached_run(study, key)
-        if run is not None and (run.gates is not None or not gates or cfg.cell != "lstm"):
+        if run is not None:
             return run, False
     run = run_final(cfg, data(cfg.seed), device=device, log=log, gates=gates)
     store_run(study, key, run)
@@ -209,12 +209,19 @@ def final_runs(
     gates: bool = False,
 ) -> tuple[list[FinalRun], list[int]]:
     """One run of ``cfg`` per seed (cached or trained). Returns the runs and the seeds
-    trained by this call. ``gates`` asks for gate statistics of the first seed only."""
+    trained by this call. With ``gates`` every run trained now measures its gates, and if
+    none of the runs has them (all cached from before), the first seed is retrained."""
     runs, trained = [], []
-    for k, seed in enumerate(seeds):
+    for seed in seeds:
         run, fresh = final_run(study, cfg.with_overrides(seed=seed), data, subset=subset, device=device,
-                               retrain=retrain, log=log, gates=gates and k == 0)
+                               retrain=retrain, log=log, gates=gates)
         runs.append(run)
         if fresh:
             trained.append(seed)
+    if gates and cfg.cell == "lstm" and all(r.gates is None for r in runs):
+        if log is not None:
+            log(f"seed {seeds[0]}: retraining to measure its gates (its cached run predates them)")
+        runs[0], _ = final_run(study, cfg.with_overrides(seed=seeds[0]), data, subset=subset,
+                               device=device, retrain=True, log=log, gates=True)
+        trained.append(seeds[0])
     return runs, trained

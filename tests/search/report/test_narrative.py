@@ -36,8 +36,8 @@ def test_gate_paragraph_is_computed_from_the_measurements() -> None:
     assert "o = 1 (expose the whole cell state) leaves it at 99.00% (+0.00 points)" in text
     assert "relies on most is f: fixing it at 0 costs 88.00 points" in text
     assert "Forgetting every step hurts more than never forgetting" in text
-    assert "lowest (0.50) at row 2" in text and "input gate opens most at row 2 (0.60)" in text
-    assert "Mean |c| grows from 0.10 at row 1 to 0.30 at row 3 (peak 0.40 at row 2)" in text
+    assert "lowest (0.50) at step 2" in text and "input gate opens most at step 2 (0.60)" in text
+    assert "Mean |c| grows from 0.10 at step 1 to 0.30 at step 3 (peak 0.40 at step 2)" in text
     flipped = describe_gates(_gates(f0=0.95, f1=0.11))
     assert "fixing it at 1 costs 88.00 points" in flipped
     assert "Never forgetting hurts more" in flipped
