@@ -114,6 +114,8 @@ def write_report(
     if gates_run is not None:
         written["gates"] = figures.gates_figure(gates_run.gates["means"], out / "gates_v2.png")
     cells = load_comparison(study)
+    if cells is not None and len(cells.steps()) > 1:
+        written["cells"] = figures.cells_steps_figure(cells.results, out / "cells_by_steps.png")
 
     trials_csv = out / "trials.csv"
     study.trials_dataframe().to_csv(trials_csv, index=False)

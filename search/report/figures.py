@@ -20,8 +20,10 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from model.data import MNIST_MEAN, MNIST_STD  # noqa: E402
 from search.report.retrain import FinalRun  # noqa: E402
+from search.report.tables import CellResult  # noqa: E402
 
 __all__ = [
+    "cells_steps_figure",
     "confusion_figure",
     "confusion_matrix",
     "curves_figure",
@@ -240,6 +242,29 @@ def _error_ticks(ax: plt.Axes, errors: list[float], as_accuracy: bool = False) -
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
         lambda v, _: f"{100 * (1 - v):.4g}%" if as_accuracy else f"{100 * v:.4g}%"))
+
+
+def cells_steps_figure(results: list[CellResult], path: Path) -> Path:
+    """Test accuracy against the number of steps the images were read in, one line per cell."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    errors = []
+    for cell in dict.fromkeys(r.cell for r in results):
+        rows = sorted((r for r in results if r.cell == cell), key=lambda r: r.steps)
+        err = [max(1 - r.test_acc, 1e-4) for r in rows]
+        errors += err
+        ax.plot([r.steps for r in rows], err, "-o", ms=4, label=cell.upper())
+    ax.set_xscale("log")
+    steps = sorted({r.steps for r in results})
+    ax.set_xticks(steps, [f"{n}\n({784 // n} px)" for n in steps])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set(xlabel="time steps per image (pixels per step)", yscale="log")
+    _error_ticks(ax, errors, as_accuracy=True)
+    ax.invert_yaxis()  # better higher up
+    ax.set_ylabel("test accuracy (log error axis)")
+    ax.set_title("Simple RNN vs gated cells: test accuracy by sequence length", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
 
 
 def _best_number(study: optuna.Study) -> int | None:

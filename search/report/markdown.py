@@ -4,14 +4,14 @@ the file renders on GitHub wherever the folder is put)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from model.config import TrainConfig
 from search.report import narrative, reproduce, tables
 from search.report.collect import StudySummary
 from search.report.importance import Importance
 from search.report.retrain import FULL_TRAIN, FinalRun
-from search.report.tables import CellResult
+from search.report.cells import Comparison
 
 __all__ = ["ReportContent", "render"]
 
@@ -28,7 +28,7 @@ class ReportContent(NamedTuple):
     sentences: list[str]
     figures: dict[str, str]  # key -> file name relative to report.md
     grid_indices: list[int]
-    cells: tuple[dict[str, Any], list[CellResult]] | None
+    cells: Comparison | None
     storage_url: str | None = None  # for the `train --study` command; None: the default storage
 
     @property
@@ -185,31 +185,35 @@ def _cells(c: ReportContent) -> list[str]:
             "Not measured for this study yet: run "
             f"`lstm-search compare-cells --study {c.summary.name}` and report again.", "",
         ]
-    config, results = c.cells
-    cfg = TrainConfig.from_dict(config)
+    cmp = c.cells
+    b = cmp.budget
+    final = f"{cmp.results[0].train_images:,}"
+    if b.get("trials"):
+        lines += [
+            f"Each cell got the same tuning budget: a study of its own with {b['trials']} trials of the "
+            f"`{b['space']}` space ({b.get('sampler', 'tpe')} sampler, {b.get('pruner', 'hyperband')} "
+            f"pruner) on {b['tune_images']:,} training images, scored on {b['val_images']:,} validation "
+            f"images, all at 28 steps. Each cell's best config was then retrained on {final} training "
+            "images and scored once on the test set, with the images read in each number of steps.", "",
+        ]
+    else:
+        lines += [
+            "The cells were not tuned: each trained the same config (only the cell differs) on "
+            f"{final} training images and was scored once on the test set.", "",
+        ]
     lines += [
-        "The three hand-written cells trained under the same rules (tensors and primitives only), "
-        f"with the same config and budget: hidden size {cfg.hidden_size}, {cfg.epochs} epoch(s), "
-        f"batch size {cfg.batch_size}, {tables.format_value('optimizer', cfg.optimizer)} at lr "
-        f"{cfg.lr:.3g}, {tables.format_value('schedule', cfg.schedule)} schedule, seed {cfg.seed}; "
-        "only the cell differs. Each scored once on the test set.", "",
-        tables.to_markdown(tables.cells_table(results)), "",
-        "Seconds per epoch are wall time (training plus scoring the test set) on the machine "
-        "that ran `compare-cells`; the cells ran one after another, so a busy shared machine "
-        "can skew their ratio.", "",
+        tables.to_markdown(tables.tuned_cells_table(cmp.tuned, cmp.tuned_val, cmp.results)), "",
+        "Test accuracy by sequence length (steps, and pixels per step):", "",
+        tables.to_markdown(tables.cells_table(cmp.results)), "",
     ]
-    best = max(results, key=lambda r: r.test_acc)
-    rnn = next((r for r in results if r.cell == "rnn"), None)
-    if rnn is not None and len(results) > 1:
-        if best.cell == "rnn":
-            lines += [f"Measured answer: the simple RNN is the most accurate here ({100 * rnn.test_acc:.2f}%).", ""]
-        else:
-            lines += [
-                f"Measured answer: the {best.cell.upper()} reaches {100 * best.test_acc:.2f}%, the simple "
-                f"RNN {100 * rnn.test_acc:.2f}% ({100 * (best.test_acc - rnn.test_acc):+.2f} points for the "
-                f"gated cell, at {best.epoch_seconds / max(rnn.epoch_seconds, 1e-9):.1f}x the time per epoch).",
-                "",
-            ]
+    if "cells" in c.figures:
+        lines += [f"![test accuracy by number of steps per cell]({c.figures['cells']})", ""]
+    if 784 not in cmp.steps():
+        lines += ["784 steps (one pixel a step) were not run: about 28 times the time of 28 steps "
+                  "(run `compare-cells --steps 14,28,56,112,784` where that budget exists).", ""]
+    lines += [narrative.describe_cells(cmp.results), "",
+              "Seconds per epoch are wall time (training plus scoring the test set) on the machine that "
+              "ran `compare-cells`, one run after another; a busy shared machine can skew their ratio.", ""]
     return lines
 
 

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["NEGLIGIBLE_POINTS", "Spread", "describe_gates", "describe_seeds", "spread"]
+__all__ = ["NEGLIGIBLE_POINTS", "SUFFICES_POINTS", "Spread", "describe_cells", "describe_gates", "describe_seeds", "spread"]
 
 NEGLIGIBLE_POINTS = 0.05  # a change in accuracy smaller than this (5 of 10,000 images) is "no change"
 
@@ -121,3 +121,56 @@ def _gate_phrase(key: str) -> str:
                ("i", "1"): "write every candidate in full", ("o", "1"): "expose the whole cell state",
                ("i", "0"): "write nothing", ("o", "0"): "expose nothing"}.get((gate, value))
     return f"{gate} = {value}" + (f" ({meaning})" if meaning else "")
+
+
+SUFFICES_POINTS = 0.5  # the simple RNN "suffices" at a length when within this of the best cell
+
+
+def describe_cells(results: list[Any]) -> str:
+    """Where the simple RNN keeps up with the gated cells and where it falls behind.
+
+    ``results``: CellResult rows (cell, test_acc, steps, ...). The RNN suffices at a
+    sequence length when its test accuracy is within SUFFICES_POINTS of the best cell's.
+    """
+    steps = sorted({r.steps for r in results})
+    acc = {(r.cell, r.steps): r.test_acc for r in results}
+    cells = list(dict.fromkeys(r.cell for r in results))
+    parts = []
+    for n in steps:
+        here = [c for c in cells if (c, n) in acc]
+        best = max(here, key=lambda c: acc[c, n])
+        parts.append(f"at {n} steps the {best.upper()} is best ({100 * acc[best, n]:.2f}%)")
+    text = "Measured: " + "; ".join(parts) + "."
+    if "rnn" not in cells or len(cells) < 2:
+        return text
+    gaps = {}
+    for n in steps:
+        gated = [acc[c, n] for c in cells if c != "rnn" and (c, n) in acc]
+        if ("rnn", n) in acc and gated:
+            gaps[n] = 100 * (max(gated) - acc["rnn", n])
+    enough = [n for n, g in gaps.items() if g <= SUFFICES_POINTS]
+    behind = [n for n, g in gaps.items() if g > SUFFICES_POINTS]
+    if enough:
+        text += (f" The simple RNN suffices (within {SUFFICES_POINTS:g} points of the best gated cell) at "
+                 f"{_listing(enough)} steps.")
+    if behind:
+        worst = max(behind, key=lambda n: gaps[n])
+        text += (f" It falls behind at {_listing(behind)} steps, most at {worst} steps "
+                 f"({gaps[worst]:.2f} points below, {100 * acc['rnn', worst]:.2f}%).")
+    if not behind:
+        text += " At none of the lengths tried does a gated cell beat it by more than that."
+    elif not enough:
+        text += " At no length tried does it come within that of the gated cells."
+    if len(gaps) > 1:
+        first, last = min(gaps), max(gaps)
+        trend = "widens" if gaps[last] > gaps[first] else "narrows" if gaps[last] < gaps[first] else "stays"
+        text += (f" From {first} to {last} steps the RNN's gap {trend} ({gaps[first]:+.2f} -> "
+                 f"{gaps[last]:+.2f} points)")
+        text += (": the longer the sequence, the more the gates' memory matters." if trend == "widens"
+                 else ".")
+    return text
+
+
+def _listing(values: list[int]) -> str:
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

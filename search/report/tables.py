@@ -14,6 +14,7 @@ from search.report.retrain import FinalRun
 __all__ = [
     "CellResult",
     "cells_table",
+    "tuned_cells_table",
     "epochs_table",
     "forced_gates_table",
     "format_value",
@@ -56,6 +57,7 @@ class CellResult(NamedTuple):
     epoch_seconds: float  # mean wall time of an epoch (training and test scoring)
     epochs: int
     train_images: int
+    steps: int = 28  # time steps the images were read in (28 = rows)
 
 
 def format_value(field: str, value: Any) -> str:
@@ -150,14 +152,31 @@ def importance_table(importances: list[Importance]) -> pd.DataFrame:
 
 
 def cells_table(results: list[CellResult]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            (r.cell.upper(), f"{100 * r.test_acc:.2f}%", f"{r.parameters:,}", f"{r.epoch_seconds:.1f}",
-             r.epochs, f"{r.train_images:,}")
-            for r in results
-        ],
-        columns=["cell", "test accuracy", "parameters", "seconds / epoch", "epochs", "training images"],
-    )
+    """Test accuracy of each cell (rows) at each number of steps (columns)."""
+    steps = sorted({r.steps for r in results})
+    cells = list(dict.fromkeys(r.cell for r in results))
+    acc = {(r.cell, r.steps): r.test_acc for r in results}
+    rows = [[cell.upper(), *(f"{100 * acc[cell, n]:.2f}%" if (cell, n) in acc else "" for n in steps)]
+            for cell in cells]
+    return pd.DataFrame(rows, columns=["cell", *(f"{n} steps ({784 // n} px)" for n in steps)])
+
+
+def tuned_cells_table(tuned: dict[str, dict[str, Any]], tuned_val: dict[str, float | None],
+                      results: list[CellResult]) -> pd.DataFrame:
+    """Each cell's tuned config in brief, its validation score, size and speed at 28 steps."""
+    rows = []
+    for cell, cfg in tuned.items():
+        at = {r.steps: r for r in results if r.cell == cell}
+        ref = at.get(28) or next(iter(at.values()), None)
+        val = tuned_val.get(cell)
+        rows.append((
+            cell.upper(), "untuned" if val is None else f"{100 * val:.2f}%", cfg["hidden_size"],
+            format_value("lr", cfg["lr"]), format_value("optimizer", cfg["optimizer"]), cfg["epochs"],
+            "" if ref is None else f"{ref.parameters:,}",
+            "" if ref is None else f"{ref.epoch_seconds:.1f} ({ref.steps} steps)",
+        ))
+    return pd.DataFrame(rows, columns=["cell", "best val acc (tuning)", "hidden size", "lr", "optimizer",
+                                       "epochs", "parameters", "seconds / epoch"])
 
 
 def to_markdown(df: pd.DataFrame) -> str:

@@ -13,6 +13,7 @@ from search.artifacts import list_artifacts
 from search.cli import main
 from search.report import build, retrain, write_report
 from search.report.cells import load_comparison
+from tests.fakes import TINY_SPACE
 from tests.search.report.conftest import make_study
 
 FILES = ("report.md", "trials.csv", "curves.png", "test_digits.png", "confusion_v2.png",
@@ -77,21 +78,28 @@ def _sqlite_study(tmp_path: Path) -> str:
 
 def test_cli_compare_cells_then_report(tiny_mnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = _sqlite_study(tmp_path)
-    rc = main(["compare-cells", "--study", "hand", "--storage", url, "--config", "best", "--epochs", "1",
-               "--hidden-size", "6", "--data-root", str(tiny_mnist), "--device", "cpu"])
+    rc = main(["compare-cells", "--study", "hand", "--storage", url, "--config", "best", "--trials", "0",
+               "--epochs", "1", "--hidden-size", "6", "--steps", "14,28", "--data-root", str(tiny_mnist),
+               "--device", "cpu"])
     assert rc == 0
     study = optuna.load_study(study_name="hand", storage=url)
-    config, results = load_comparison(study)
-    assert [r.cell for r in results] == ["lstm", "gru", "rnn"]
-    # Same hidden size: the LSTM has 4 gate blocks, the GRU 3, the RNN 1 (+ a shared output layer).
-    assert [r.parameters for r in results] == [4 * 6 * (28 + 6 + 1) + 70, 3 * 6 * (28 + 6 + 2) + 70,
-                                               6 * (28 + 6 + 1) + 70]
-    assert config["epochs"] == 1 and config["hidden_size"] == 6
+    comparison = load_comparison(study)
+    assert [(r.cell, r.steps) for r in comparison.results] == [
+        ("lstm", 14), ("lstm", 28), ("gru", 14), ("gru", 28), ("rnn", 14), ("rnn", 28)]
+    # Same hidden size, 28 inputs a step: the LSTM has 4 gate blocks, the GRU 3, the RNN 1
+    # (+ a shared output layer); at 14 steps each step reads 56 inputs.
+    at28 = [r.parameters for r in comparison.results if r.steps == 28]
+    assert at28 == [4 * 6 * (28 + 6 + 1) + 70, 3 * 6 * (28 + 6 + 2) + 70, 6 * (28 + 6 + 1) + 70]
+    assert comparison.results[0].parameters == 4 * 6 * (56 + 6 + 1) + 70
+    assert comparison.tuned["gru"]["epochs"] == 1 and comparison.tuned["gru"]["hidden_size"] == 6
+    assert comparison.budget["trials"] == 0
     out = tmp_path / "report"
     assert main(["report", "--study", "hand", "--storage", url, "--out", str(out), "--seeds", "1",
                  "--data-root", str(tiny_mnist), "--device", "cpu"]) == 0
     text = (out / "report.md").read_text()
-    assert "| GRU" in text and "Not measured" not in text
+    assert "| GRU" in text and "Not measured" not in text and "14 steps (56 px)" in text
+    assert "were not tuned" in text and "784 steps (one pixel a step) were not run" in text
+    assert (out / "cells_by_steps.png").stat().st_size > 0 and "](cells_by_steps.png)" in text
     # Published for optuna-dashboard: the figures as study artifacts and the summary as the note.
     study = optuna.load_study(study_name="hand", storage=url)
     assert study.metric_names == ["val_accuracy"]  # optuna-dashboard's label for the objective
@@ -99,6 +107,29 @@ def test_cli_compare_cells_then_report(tiny_mnist: Path, tmp_path: Path, capsys:
     assert {"report.md", "curves.png", "confusion_v2.png"} <= published
     note = optuna_dashboard.get_note(study)
     assert "| Hyper-parameter" in note and "Study summary" in note and "V2 test accuracy" in note
+
+
+def test_compare_cells_tunes_each_cell_on_the_same_budget(tiny_mnist: Path, tmp_path: Path) -> None:
+    url = _sqlite_study(tmp_path)
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    argv = ["compare-cells", "--study", "hand", "--storage", url, "--cells", "lstm,rnn", "--trials", "2",
+            "--space", str(space), "--tune-subset", "200", "--val-size", "100", "--steps", "28,56",
+            "--subset", "200", "--data-root", str(tiny_mnist), "--device", "cpu"]
+    assert main(argv) == 0
+    comparison = load_comparison(optuna.load_study(study_name="hand", storage=url))
+    for cell in ("lstm", "rnn"):
+        tuning = optuna.load_study(study_name=f"hand.cells.{cell}", storage=url)
+        finished = [t for t in tuning.trials if t.state.is_finished()]
+        assert len(finished) == 2 and all(t.user_attrs["config"]["cell"] == cell for t in finished)
+        assert comparison.tuned[cell] == tuning.best_trial.user_attrs["config"]
+        assert comparison.tuned_val[cell] == tuning.best_value
+    assert comparison.budget == {"trials": 2, "space": str(space), "tune_images": 200, "val_images": 100,
+                                 "final_images": 200, "sampler": "tpe", "pruner": "hyperband"}
+    assert [(r.cell, r.steps) for r in comparison.results] == [("lstm", 28), ("lstm", 56), ("rnn", 28), ("rnn", 56)]
+    # Rerunning resumes the tuning studies: the budget is already spent, nothing is tuned again.
+    assert main(argv) == 0
+    assert len(optuna.load_study(study_name="hand.cells.rnn", storage=url).trials) == 2
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -110,7 +141,9 @@ def test_cli_compare_cells_then_report(tiny_mnist: Path, tmp_path: Path, capsys:
     (["train", "--study", "hand", "--trial", "99"], "has no trial 99"),
     (["train", "--study", "hand", "--trial", "11"], "recorded no config"),
     (["compare-cells", "--cells", "lstm,tcn"], "--cells must list"),
-    (["compare-cells", "--config", "best"], "--config best needs --study"),
+    (["compare-cells", "--config", "best", "--trials", "0"], "--config best needs --study"),
+    (["compare-cells", "--steps", "28,30"], "--steps must list divisors of 784"),
+    (["compare-cells", "--trials", "-1"], "--trials must be between 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(
     argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
