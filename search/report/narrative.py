@@ -138,8 +138,10 @@ def describe_cells(results: list[Any]) -> str:
     parts = []
     for n in steps:
         here = [c for c in cells if (c, n) in acc]
-        best = max(here, key=lambda c: acc[c, n])
-        parts.append(f"at {n} steps the {best.upper()} is best ({100 * acc[best, n]:.2f}%)")
+        top = max(acc[c, n] for c in here)
+        best = [c.upper() for c in here if acc[c, n] == top]
+        verb = "is best" if len(best) == 1 else "tie for best"
+        parts.append(f"at {n} steps the {_listing(best)} {verb} ({100 * top:.2f}%)")
     text = "Measured: " + "; ".join(parts) + "."
     if "rnn" not in cells or len(cells) < 2:
         return text
@@ -147,7 +149,7 @@ def describe_cells(results: list[Any]) -> str:
     for n in steps:
         gated = [acc[c, n] for c in cells if c != "rnn" and (c, n) in acc]
         if ("rnn", n) in acc and gated:
-            gaps[n] = 100 * (max(gated) - acc["rnn", n])
+            gaps[n] = round(100 * (max(gated) - acc["rnn", n]), 2)  # as printed: 0.50 is 0.50
     enough = [n for n, g in gaps.items() if g <= SUFFICES_POINTS]
     behind = [n for n, g in gaps.items() if g > SUFFICES_POINTS]
     if enough:
@@ -155,12 +157,12 @@ def describe_cells(results: list[Any]) -> str:
                  f"{_listing(enough)} steps.")
     if behind:
         worst = max(behind, key=lambda n: gaps[n])
-        text += (f" It falls behind at {_listing(behind)} steps, most at {worst} steps "
+        text += (f" The simple RNN falls behind at {_listing(behind)} steps, most at {worst} steps "
                  f"({gaps[worst]:.2f} points below, {100 * acc['rnn', worst]:.2f}%).")
     if not behind:
         text += " At none of the lengths tried does a gated cell beat it by more than that."
     elif not enough:
-        text += " At no length tried does it come within that of the gated cells."
+        text += f" At no length tried does it come within {SUFFICES_POINTS:g} points of the gated cells."
     if len(gaps) > 1:
         first, last = min(gaps), max(gaps)
         trend = "widens" if gaps[last] > gaps[first] else "narrows" if gaps[last] < gaps[first] else "stays"
@@ -171,6 +173,6 @@ def describe_cells(results: list[Any]) -> str:
     return text
 
 
-def _listing(values: list[int]) -> str:
+def _listing(values: Sequence[object]) -> str:
     words = [str(v) for v in values]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

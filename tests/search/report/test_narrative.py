@@ -49,3 +49,22 @@ def test_forced_gates_table_lists_each_ablation_against_the_unforced_model() -> 
     rows = forced_gates_table(_gates(0.11, 0.95)["forced"]).values.tolist()
     assert rows[0] == ["none (as trained)", "99.00%", ""]
     assert rows[2] == ["f = 0", "11.00%", "-88.00"]
+
+
+def test_cells_paragraph_says_where_the_rnn_suffices_and_where_it_falls_behind() -> None:
+    from search.report.narrative import describe_cells
+    from search.report.tables import CellResult, cells_table
+
+    def rows(rnn: list[float]) -> list[CellResult]:
+        acc = {"lstm": [0.990, 0.991, 0.989, 0.985], "gru": [0.990, 0.992, 0.990, 0.987], "rnn": rnn}
+        return [CellResult(c, a, 1, 1.0, 1, 100, n) for c, accs in acc.items() for n, a in zip((14, 28, 56, 112), accs)]
+
+    text = describe_cells(rows([0.985, 0.990, 0.95, 0.70]))
+    assert "at 14 steps the LSTM and GRU tie for best (99.00%)" in text
+    assert "suffices (within 0.5 points of the best gated cell) at 14 and 28 steps" in text
+    assert "falls behind at 56 and 112 steps, most at 112 steps (28.70 points below, 70.00%)" in text
+    assert "gap widens (+0.50 -> +28.70 points)" in text
+    flat = describe_cells(rows([0.990, 0.992, 0.990, 0.987]))
+    assert "At none of the lengths tried does a gated cell beat it" in flat and "falls behind" not in flat
+    assert cells_table(rows([0.985, 0.990, 0.95, 0.70])).values.tolist()[2] == [
+        "RNN", "98.50%", "99.00%", "95.00%", "70.00%"]
