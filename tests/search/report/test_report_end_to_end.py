@@ -153,3 +153,15 @@ def test_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "reports").exists()
+
+
+def test_runs_cached_before_gates_existed_are_retrained_once_for_them(tiny_mnist: Path, tmp_path: Path) -> None:
+    study = make_study(shrink=True)
+    write_report(study, tmp_path / "r", data_root=str(tiny_mnist), seeds=1)
+    for key, run in study.user_attrs.items():  # as a report of an older version left them
+        if key.startswith(retrain.CACHE_PREFIX):
+            study.set_user_attr(key, {k: v for k, v in run.items() if k != "gates"})
+    again = write_report(study, tmp_path / "r", data_root=str(tiny_mnist), seeds=1)
+    assert again.retrained == ("V2 seed 0",)  # V1 needs no gates; V2 has none left
+    assert "## 6. What the gates do (measured on V2)" in again.markdown.read_text()
+    assert write_report(study, tmp_path / "r", data_root=str(tiny_mnist), seeds=1).retrained == ()
