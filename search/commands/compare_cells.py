@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     def final_data(seed: int) -> FinalData:
         if seed not in cache:
+            cache.clear()  # one copy of the training images at a time
             cache[seed] = load_final_data(args.data_root, args.subset, seed=seed)
         return cache[seed]
 

@@ -8,6 +8,8 @@ import warnings
 from pathlib import Path
 
 import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from model.device import DEVICES
 from model.errors import UserInputError
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(
         study, out, baseline=args.baseline, retrain=args.retrain, data_root=args.data_root,
         subset=args.subset, device=device, importance_seed=args.importance_seed, log=print,
-        seeds=args.seeds, storage_url=None if args.storage == DEFAULT_STORAGE else args.storage,
+        seeds=args.seeds, storage_url=None if args.storage == DEFAULT_STORAGE else public_url(args.storage),
     )
     name_objective(study)  # after the checks: bad input writes nothing to the study
     print(f"report written to {paths.markdown} ({len(paths.figures)} figures, {paths.trials_csv.name})")
@@ -73,6 +75,14 @@ def run(args: argparse.Namespace) -> int:
         uploaded = publish_report(study, store, paths.out, dashboard_note(paths.markdown.read_text()))
         print(f"published {len(uploaded)} file(s) and the study note for optuna-dashboard")
     return 0
+
+
+def public_url(url: str) -> str:
+    """The storage URL as the report may print it: a password is never written out."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def name_objective(study: optuna.Study) -> None:

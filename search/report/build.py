@@ -64,9 +64,10 @@ def write_report(
 
     data_cache: dict[int, FinalData] = {}
 
-    def data(seed: int) -> FinalData:  # loaded only if something must train, once per seed
+    def data(seed: int) -> FinalData:  # loaded only if something must train
         if seed not in data_cache:
             say(f"loading MNIST for the final runs (training order of seed {seed})")
+            data_cache.clear()  # one copy of the 60,000 images at a time (~190 MB each)
             data_cache[seed] = load_final_data(data_root, subset, seed=seed)
         return data_cache[seed]
 

@@ -55,3 +55,10 @@ def test_cache_keys_of_runs_cached_before_a_field_was_added_still_match() -> Non
     # version): the existing study's cached V1/V2 runs stay valid.
     assert cache_key(TrainConfig(), None) == "final_run:fe4836208442b6ca"
     assert cache_key(TrainConfig(steps=14), None) != cache_key(TrainConfig(), None)
+
+
+def test_a_storage_password_never_reaches_the_report() -> None:
+    from search.commands.report import public_url
+
+    assert public_url("postgresql://lab:s3cret@db.example/optuna") == "postgresql://lab:***@db.example/optuna"
+    assert public_url("sqlite:///studies/mnist.db") == "sqlite:///studies/mnist.db"
