@@ -124,7 +124,7 @@ def write_report(
         summary=summary, v1=v1_cfg, v1_source=v1_source, v2=v2_cfg, v2_trial=v2_trial,
         v1_runs=runs["V1"], v2_runs=runs["V2"], importances=importances, sentences=sentences,
         figures={k: p.name for k, p in written.items()}, grid_indices=grid, cells=cells,
-        storage_url=storage_url,
+        storage_url=storage_url, subset=subset,
     )
     markdown = out / "report.md"
     markdown.write_text(render(content))

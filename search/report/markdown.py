@@ -30,6 +30,7 @@ class ReportContent(NamedTuple):
     grid_indices: list[int]
     cells: Comparison | None
     storage_url: str | None = None  # for the `train --study` command; None: the default storage
+    subset: int | None = None  # the final runs' --subset (None: every training image there is)
 
     @property
     def v1_run(self) -> FinalRun:  # the figures' runs: each config's own seed
@@ -57,7 +58,6 @@ def render(c: ReportContent) -> str:
 
 
 def _hyperparameters(c: ReportContent) -> list[str]:
-    subset = c.v2_run.train_images if c.v2_run.train_images < FULL_TRAIN else None
     v2_seeds = ", ".join(str(r.config["seed"]) for r in c.v2_runs)
     return [
         "## 1. Hyperparameters: V1 vs V2", "",
@@ -69,9 +69,9 @@ def _hyperparameters(c: ReportContent) -> list[str]:
         "the training images, in the order the report's run used):", "",
         "```sh",
         "# V1",
-        reproduce.train_command(c.v1, subset),
+        reproduce.train_command(c.v1, c.subset),
         "# V2",
-        reproduce.train_command(c.v2, subset),
+        reproduce.train_command(c.v2, c.subset),
         "```", "",
         f"The other seeds of section 2 are the same commands with `--seed` changed (V2: {v2_seeds}). "
         "Any trial of the study retrains from its stored config with",

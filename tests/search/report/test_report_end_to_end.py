@@ -3,6 +3,7 @@ the second report reuses the cached final runs, and bad input is one line, exit 
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import optuna
@@ -165,3 +166,23 @@ def test_runs_cached_before_gates_existed_are_retrained_once_for_them(tiny_mnist
     assert again.retrained == ("V2 seed 0",)  # V1 needs no gates; V2 has none left
     assert "## 6. What the gates do (measured on V2)" in again.markdown.read_text()
     assert write_report(study, tmp_path / "r", data_root=str(tiny_mnist), seeds=1).retrained == ()
+
+
+def test_the_reproduce_command_retrains_the_reported_run_exactly(
+    tiny_mnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = make_study(shrink=True)
+    paths = write_report(study, tmp_path / "r", data_root=str(tiny_mnist), seeds=2)
+    text = paths.markdown.read_text()
+    command = next(line for line in text.splitlines() if line.startswith("lstm-search train --cell")
+                   and "--optimizer adamw" in line)  # V2's
+    # The second seed: "the same command with --seed changed", as the report says.
+    argv = [*shlex.split(command.replace(" --seed 0 ", " --seed 1 "))[1:], "--data-root", str(tiny_mnist)]
+    capsys.readouterr()
+    assert main([*argv, "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    reported = next(r for r in study.user_attrs.values()
+                    if isinstance(r, dict) and r.get("config", {}).get("seed") == 1 and r["config"]["optimizer"] == "adamw")
+    assert f"test images: {100 * reported['test_acc']:.2f} %" in printed
+    # Its loss curve too: the same images in the same order, not just a similar score.
+    assert f"train loss {reported['epochs'][-1]['train_loss']:.4f}" in printed
