@@ -5,16 +5,18 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from model.cell import CELL_TYPES
-from model.config import TrainConfig
+from model.config import PIXELS, TrainConfig
 
 __all__ = ["LSTMClassifier", "build_model"]
 
 
 class LSTMClassifier(nn.Module):
-    """Unrolls a hand-written cell over the rows of a (B, 28, 28) batch.
+    """Unrolls a hand-written cell over a (B, 28, 28) batch read as ``steps`` time steps.
 
     logits = W_out dropout(h_T) + b_out. The cell defaults to the lab's LSTM; ``cell``
-    picks the GRU or plain RNN for the "simple RNN or LSTM?" comparison.
+    picks the GRU or plain RNN for the "simple RNN or LSTM?" comparison. With the lab's
+    28 steps each step is one row; other ``steps`` split the 784 pixels, in reading
+    order, into that many equal pieces (``input_size`` must be 784 // steps).
     """
 
     def __init__(
@@ -26,8 +28,10 @@ class LSTMClassifier(nn.Module):
         cell: str = "lstm",
         forget_bias: float = 0.0,
         recurrent_init: str = "uniform",
+        steps: int = 28,
     ) -> None:
         super().__init__()
+        self.steps = steps
         if cell not in CELL_TYPES:
             raise ValueError(f"cell must be one of {', '.join(CELL_TYPES)} (got {cell!r})")
         self.cell = CELL_TYPES[cell](input_size, hidden_size)
@@ -35,18 +39,23 @@ class LSTMClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden_size, num_classes)  # W_out, b_out
 
+    def sequence(self, x: Tensor) -> Tensor:
+        """Images (B, 28, 28) or (B, 1, 28, 28) -> the (B, steps, 784 // steps) sequence.
+
+        Row-major, so 28 steps are the rows themselves (a view: no copy, same numbers)."""
+        return x.reshape(x.shape[0], self.steps, -1)
+
     def forward(self, x: Tensor) -> Tensor:
-        """x: (B, T, D) -> logits (B, num_classes)."""
-        if x.dim() == 4:  # (B, 1, 28, 28) straight from an image pipeline
-            x = x.squeeze(1)
-        h_T = self.cell.forward_sequence(x)  # (B, H)
+        """x: images (B, 28, 28), (B, 1, 28, 28) or a (B, steps, D) sequence -> logits (B, C)."""
+        h_T = self.cell.forward_sequence(self.sequence(x))  # (B, H)
         return self.fc(self.dropout(h_T))  # (B, C)
 
 
-def build_model(cfg: TrainConfig, input_size: int = 28, num_classes: int = 10) -> LSTMClassifier:
+def build_model(cfg: TrainConfig, num_classes: int = 10) -> LSTMClassifier:
     """The classifier a config describes, freshly initialised."""
     return LSTMClassifier(
-        input_size=input_size,
+        input_size=PIXELS // cfg.steps,
+        steps=cfg.steps,
         hidden_size=cfg.hidden_size,
         num_classes=num_classes,
         dropout=cfg.dropout,

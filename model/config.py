@@ -16,6 +16,7 @@ __all__ = [
     "CELLS",
     "OPTIMIZERS",
     "PRECISIONS",
+    "PIXELS",
     "PRESETS",
     "RECURRENT_INITS",
     "SCHEDULES",
@@ -29,6 +30,7 @@ SCHEDULES = ("none", "cosine", "onecycle")
 RECURRENT_INITS = ("uniform", "orthogonal", "identity")
 # auto: bf16 only where a start-up probe finds bf16 matmuls clearly faster (model.precision).
 PRECISIONS = ("auto", "fp32", "bf16")
+PIXELS = 28 * 28  # an MNIST image, read as ``steps`` time steps of PIXELS // steps inputs
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class TrainConfig:
     """Hyperparameters of one training run (model and optimisation together)."""
 
     cell: str = "lstm"  # which hand-written cell unrolls over the 28 rows
+    # Time steps an image is read in: 28 = one row a step; 14, 56, 112, 784 = two rows,
+    # half rows, quarter rows, single pixels (the image's 784 pixels in reading order).
+    steps: int = 28
     hidden_size: int = 128
     lr: float = 1e-3  # peak learning rate (the one-cycle maximum)
     batch_size: int = 128
@@ -74,6 +79,10 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
         _choice("precision", self.precision, PRECISIONS)
+        _integer("steps", self.steps, low=1)
+        if PIXELS % self.steps:
+            raise ConfigError(f"steps must divide the {PIXELS} pixels of an image, e.g. 14, 28, 56, 112 "
+                              f"or 784 (got {self.steps})")
         _integer("hidden_size", self.hidden_size, low=1)
         _integer("batch_size", self.batch_size, low=1)
         _integer("epochs", self.epochs, low=1)

@@ -50,10 +50,11 @@ PROCESS_OVERHEAD_BYTES = 520 * 2**20
 def trial_peak_bytes(cfg: TrainConfig) -> int:
     """Peak bytes one training run adds on top of the process and its data."""
     H, B = cfg.hidden_size, cfg.batch_size
-    params = 4 * H * (INPUT_SIZE + H + 1) + NUM_CLASSES * (H + 1)
+    T, D = cfg.steps, SEQ_LEN * INPUT_SIZE // cfg.steps  # activations grow with the steps read
+    params = 4 * H * (D + H + 1) + NUM_CLASSES * (H + 1)
     weights = 5 * params * FLOAT
-    train_acts = int(_BACKWARD_FACTOR * SEQ_LEN * B * H * _SAVED_PER_STEP * FLOAT)
-    eval_acts = int(1.2 * EVAL_BATCH * SEQ_LEN * 4 * H * FLOAT)
+    train_acts = int(_BACKWARD_FACTOR * T * B * H * _SAVED_PER_STEP * FLOAT)
+    eval_acts = int(1.2 * EVAL_BATCH * T * 4 * H * FLOAT)
     return _FIXED_BYTES + weights + max(train_acts, eval_acts)
 
 

@@ -66,8 +66,9 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                        help=f"default: the preset's ({preset_values})")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    base = PRESETS[args.preset]
+def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """``base`` (else the --preset, v1 when none is given) with the flags given on top."""
+    base = base or PRESETS[getattr(args, "preset", None) or "v1"]
     return base.with_overrides(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
 

@@ -1,71 +1,143 @@
-"""`lstm-search compare-cells`: LSTM vs GRU vs simple RNN, same config, same budget."""
+"""`lstm-search compare-cells`: LSTM vs GRU vs simple RNN, each tuned on the same budget,
+then tested at several sequence lengths of the same images."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import optuna
 
-from model.config import CELLS
+from model.config import CELLS, PIXELS
 from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, setup_hardware
 from search.study import load_existing_study, open_storage
 
+if TYPE_CHECKING:  # the report package is imported only when the command runs
+    from search.report.retrain import FinalData
+
+TUNE_TRIALS = 8
+TUNE_SUBSET = 10_000
+TUNE_VAL = 5_000
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "compare-cells", help="train the LSTM, GRU and simple RNN with the same config and budget",
-        description="Answer 'simple RNN or LSTM?' by measurement: train each hand-written cell with "
-        "the same config (only the cell differs), score each once on the test set, and tabulate "
-        "test accuracy, parameters and time per epoch. With --study the table is stored in the "
-        "study and `lstm-search report` includes it.",
+        "compare-cells", help="tune the LSTM, GRU and simple RNN on the same budget, test them at several lengths",
+        description="Answer 'simple RNN or LSTM?' by experiment: give each hand-written cell the same "
+        "small tuning budget (a short study of its own: --trials trials of --space on --tune-subset "
+        "training images, scored on a validation split), then retrain each cell's best config on the "
+        "training images and score it on the test set with the images read in each of --steps time "
+        "steps (14 = two rows a step, 28 = rows, 56 = half rows, 112 = quarter rows, 784 = pixels). "
+        "With --study the result is stored in the study and `lstm-search report` includes it; "
+        "the tuning studies are kept beside it as STUDY.cells.CELL (rerunning resumes them).",
         formatter_class=HELP_FORMAT,
     )
     p.add_argument("--study", default=None, help="store the result in this study (and take configs from it)")
     add_storage_arg(p)
     p.add_argument("--config", default="v1",
-                   help="the shared config: v1, template, best (the study's best trial, needs --study) "
-                   "or a JSON file of config fields")
-    p.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells to train")
-    p.add_argument("--epochs", type=int, default=None, help="override the config's epochs (the budget)")
-    p.add_argument("--hidden-size", type=int, default=None, help="override the config's hidden size")
+                   help="the base config (fields the space does not search): v1, template, best (the "
+                   "study's best trial, needs --study) or a JSON file of config fields")
+    p.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells to compare")
+    p.add_argument("--steps", default="14,28,56,112",
+                   help="comma-separated sequence lengths to test (divisors of 784; 784 = one pixel a step, "
+                   "about 28x the time of 28)")
+    g = p.add_argument_group("tuning budget (the same for every cell)")
+    g.add_argument("--trials", type=int, default=TUNE_TRIALS,
+                   help="finished trials per cell; 0 skips tuning and tests --config itself")
+    g.add_argument("--space", default="quick", help="search space: a built-in name (default, quick) or a TOML file")
+    g.add_argument("--tune-subset", type=int, default=TUNE_SUBSET, help="training images per tuning trial")
+    g.add_argument("--val-size", type=int, default=TUNE_VAL, help="validation images the tuning trials are scored on")
+    g.add_argument("--seed", type=int, default=0, help="seed of each cell's sampler")
+    g.add_argument("--epochs", type=int, default=None, help="override the base config's epochs (with --trials 0)")
+    g.add_argument("--hidden-size", type=int, default=None, help="override the base config's hidden size")
     add_data_args(p, validation=False)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # pandas and the report package only when this command runs, not at every CLI start.
-    from search.report.cells import compare_cells, store_comparison
+    from model.data import load_splits
+    from search.report import cells as cmp
     from search.report.collect import best_config, config_from_choice, resolve_baseline
+    from search.report.narrative import describe_cells
     from search.report.retrain import load_final_data
-    from search.report.tables import cells_table, to_markdown
+    from search.report.tables import cells_table, to_markdown, tuned_cells_table
+    from search.space import load_space
 
-    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
-    bad = [c for c in cells if c not in CELLS]
-    if not cells or bad:
-        raise UserInputError(f"--cells must list some of {', '.join(CELLS)} (got {args.cells!r})")
-    if args.subset is not None and not 0 < args.subset <= MNIST_TRAIN_IMAGES:
-        raise UserInputError(f"--subset must be between 1 and {MNIST_TRAIN_IMAGES} (got {args.subset})")
+    cells = _listed(args.cells, "--cells", f"some of {', '.join(CELLS)}", lambda c: c in CELLS)
+    steps = [int(n) for n in _listed(args.steps, "--steps", f"divisors of {PIXELS} such as 14,28,56,112,784",
+                                     lambda n: n.isdigit() and int(n) > 0 and PIXELS % int(n) == 0)]
+    for flag, value, low in (("--subset", args.subset, 1), ("--tune-subset", args.tune_subset, 1),
+                             ("--trials", args.trials, 0), ("--val-size", args.val_size, 1)):
+        if value is not None and not low <= value <= MNIST_TRAIN_IMAGES:
+            raise UserInputError(f"{flag} must be between {low} and {MNIST_TRAIN_IMAGES} (got {value})")
+    space = load_space(args.space) if args.trials else None
+    storage = open_storage(args.storage, heartbeat=False) if args.study is not None else None
     study = None
-    if args.study is not None:
-        study = load_existing_study(args.study, open_storage(args.storage, heartbeat=False))
+    if storage is not None:
+        study = load_existing_study(args.study, storage)
         optuna.logging.set_verbosity(logging.WARNING)
     if args.config == "best":
         if study is None:
             raise UserInputError("--config best needs --study")
-        cfg, _ = best_config(study)
+        base, _ = best_config(study)
     elif study is not None:
-        cfg, _ = resolve_baseline(study, args.config)
+        base, _ = resolve_baseline(study, args.config)
     else:
-        cfg, _ = config_from_choice(args.config)
-    cfg = cfg.with_overrides(epochs=args.epochs, hidden_size=args.hidden_size)
+        base, _ = config_from_choice(args.config)
+    base = base.with_overrides(epochs=args.epochs, hidden_size=args.hidden_size, steps=28)
     device = setup_hardware(args)
-    data = load_final_data(args.data_root, args.subset)
-    results = compare_cells(cfg, data, cells, device=device, log=print)
+
+    tuned, tuned_val = {}, {}
+    if args.trials:
+        optuna.logging.set_verbosity(logging.WARNING)
+        data = load_splits(args.data_root, val_size=args.val_size, subset=args.tune_subset, seed=0)
+        where = storage if storage is not None else optuna.storages.InMemoryStorage()
+        for cell in cells:
+            name = f"{args.study or 'compare-cells'}.cells.{cell}"
+            print(f"{cell}: tuning, {args.trials} trials of space {args.space} (study {name})")
+            tune = cmp.tuning_study(where, name, cell, space, base, seed=args.seed)
+            try:
+                cfg, val = cmp.tune_cell(tune, cell, space, base, data, args.trials, device=device, log=print)
+            except ValueError:
+                raise UserInputError(f"no {cell} trial completed within --trials {args.trials}; "
+                                     "raise --trials or widen --space") from None
+            tuned[cell], tuned_val[cell] = cfg, val
+            print(f"{cell}: best val acc {100 * val:.2f}%")
+    else:
+        tuned = {cell: base.with_overrides(cell=cell) for cell in cells}
+        tuned_val = dict.fromkeys(cells)
+
+    cache: dict[int, FinalData] = {}
+
+    def final_data(seed: int) -> FinalData:
+        if seed not in cache:
+            cache.clear()  # one copy of the training images at a time
+            cache[seed] = load_final_data(args.data_root, args.subset, seed=seed)
+        return cache[seed]
+
+    results = cmp.compare_cells(tuned, final_data, steps, device=device, log=print)
+    comparison = cmp.Comparison(
+        {"trials": args.trials, "space": args.space if args.trials else None,
+         "tune_images": args.tune_subset if args.trials else None, "val_images": args.val_size if args.trials else None,
+         "final_images": results[0].train_images, "sampler": "tpe", "pruner": "hyperband"},
+        {c: cfg.to_dict() for c, cfg in tuned.items()}, tuned_val, results,
+    )
+    print(to_markdown(tuned_cells_table(comparison.tuned, tuned_val, results)))
     print(to_markdown(cells_table(results)))
+    print(describe_cells(results))
     if study is not None:
-        store_comparison(study, cfg, results)
+        cmp.store_comparison(study, comparison)
         print(f"stored in study {study.study_name!r}; `lstm-search report --study {study.study_name}` includes it")
     return 0
+
+
+def _listed(text: str, flag: str, what: str, ok: Callable[[str], bool]) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items or not all(ok(t) for t in items):
+        raise UserInputError(f"{flag} must list {what} (got {text!r})")
+    return list(dict.fromkeys(items))

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import argparse
 import logging
+import warnings
 from pathlib import Path
 
 import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from model.config import PRECISIONS
 from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store, publish_report
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, setup_hardware
-from search.study import load_existing_study, open_storage
+from search.study import DEFAULT_STORAGE, load_existing_study, open_storage
+
+OBJECTIVE_NAME = "val_accuracy"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="write a markdown report of a study (V1 vs V2, test accuracy, figures)",
-        description="Retrain V1 (the baseline) and V2 (the best trial) once on the training "
-        "images, score both on the test set (cached in the study), and write report.md with "
-        "the lab's hyperparameter table, per-epoch logs, figures, importances and a summary.",
+        description="Retrain V1 (the baseline) and V2 (the best trial) with --seeds seeds each on "
+        "the training images, score every run on the test set (cached in the study per seed), "
+        "and write report.md with the lab's hyperparameter table and reproduce commands, the "
+        "seed spread, per-epoch logs, figures, importances, V2's gates and a summary.",
         formatter_class=HELP_FORMAT,
     )
     p.add_argument("--study", required=True, help="name of the study to report on")
@@ -34,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what V1 is: v1 (the study's baseline trial), template (the lab's handout), "
                    "or a JSON file of config fields")
     p.add_argument("--retrain", action="store_true", help="retrain V1 and V2 even when cached in the study")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="final runs of V1 and of V2, each with its own seed (cached per seed)")
     add_data_args(p, validation=False)
     # Precision (issue 16): default None keeps each configuration's own precision.
     p.add_argument("--precision", choices=PRECISIONS, default=None,
@@ -47,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.subset is not None and not 0 < args.subset <= MNIST_TRAIN_IMAGES:
         raise UserInputError(f"--subset must be between 1 and {MNIST_TRAIN_IMAGES} (got {args.subset})")
+    if args.seeds < 1:
+        raise UserInputError(f"--seeds must be >= 1 (got {args.seeds})")
     device = setup_hardware(args)
     storage = open_storage(args.storage, heartbeat=False)
     study = load_existing_study(args.study, storage)
@@ -56,13 +66,32 @@ def run(args: argparse.Namespace) -> int:
         study, out, baseline=args.baseline, retrain=args.retrain, data_root=args.data_root,
         subset=args.subset, device=device, importance_seed=args.importance_seed, log=print,
         precision=args.precision,
+        seeds=args.seeds, storage_url=None if args.storage == DEFAULT_STORAGE else public_url(args.storage),
     )
+    name_objective(study)  # after the checks: bad input writes nothing to the study
     print(f"report written to {paths.markdown} ({len(paths.figures)} figures, {paths.trials_csv.name})")
     if not args.no_publish:
         store = open_artifact_store(args.storage, args.artifacts)
         uploaded = publish_report(study, store, paths.out, dashboard_note(paths.markdown.read_text()))
         print(f"published {len(uploaded)} file(s) and the study note for optuna-dashboard")
     return 0
+
+
+def public_url(url: str) -> str:
+    """The storage URL as the report may print it: a password is never written out."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def name_objective(study: optuna.Study) -> None:
+    """Name the objective of a study created before studies named it, so optuna-dashboard
+    says "val_accuracy" instead of "Objective 0"; a name already set is left alone."""
+    if not study.metric_names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
 
 
 def dashboard_note(report_markdown: str) -> str:

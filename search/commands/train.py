@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 
 from model.checkpoint import save_checkpoint
-from model.config import PRESETS
+from model.config import PRESETS, TrainConfig
 from model.data import MNIST_TEST_IMAGES, MNIST_TRAIN_IMAGES, load_test
+from model.errors import UserInputError
 from model.memory import check_fits, data_bytes
 from model.train import evaluate, fit
 from search.commands._common import (
-    HELP_FORMAT, add_config_args, add_data_args, config_from_args, load_data, setup_hardware,
+    HELP_FORMAT, add_config_args, add_data_args, add_storage_arg, config_from_args, load_data, setup_hardware,
 )
+from search.commands._existing import open_existing_study
 
 DRY_RUN_STEPS = 5
 
@@ -23,8 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "epoch like the lab's script, then evaluate once on the 10,000 test images.",
         formatter_class=HELP_FORMAT,
     )
-    p.add_argument("--preset", choices=sorted(PRESETS), default="v1",
-                   help="starting configuration: template = the lab's handout, v1 = the usual hand-tuned answer")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="starting configuration: template = the lab's handout, v1 = the usual "
+                   "hand-tuned answer (default: v1)")
+    p.add_argument("--study", default=None,
+                   help="with --trial: start from that stored trial's recorded config instead of a preset")
+    p.add_argument("--trial", type=int, default=None, help="number of the trial of --study to retrain")
+    add_storage_arg(p)
     add_config_args(p)
     add_data_args(p)
     p.add_argument("--checkpoint", default=None, help="save {model, config} here after training")
@@ -35,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    cfg = config_from_args(args, base=stored_trial_config(args))
     if args.dry_run:
         cfg = cfg.with_overrides(epochs=1)
     device = setup_hardware(args)
@@ -61,3 +68,23 @@ def run(args: argparse.Namespace) -> int:
                                history=[s._asdict() for s in result.history])
         print(f"checkpoint saved to {path}")
     return 0
+
+
+def stored_trial_config(args: argparse.Namespace) -> TrainConfig | None:
+    """The config recorded by ``--trial N`` of ``--study S`` (None without them)."""
+    if args.study is None and args.trial is None:
+        return None
+    if args.study is None or args.trial is None:
+        raise UserInputError("--study and --trial go together: --study NAME --trial NUMBER")
+    if args.preset is not None:
+        raise UserInputError("--preset and --study/--trial both choose the starting config; pass one")
+    study = open_existing_study(args.storage, args.study)
+    numbers = [t.number for t in study.get_trials(deepcopy=False)]
+    if args.trial not in numbers:
+        have = f"trials 0-{max(numbers)}" if numbers else "no trials"
+        raise UserInputError(f"study {args.study!r} has no trial {args.trial} (it has {have})")
+    stored = study.get_trials(deepcopy=False)[numbers.index(args.trial)].user_attrs.get("config")
+    if not isinstance(stored, dict):
+        raise UserInputError(f"trial {args.trial} of study {args.study!r} recorded no config "
+                             "(it failed before training); pick a complete or pruned trial")
+    return TrainConfig.from_dict(stored)

@@ -21,11 +21,12 @@ from search.report.importance import (
     categorical_params, describe_contrast, fanova_importances, importance_params, quartile_contrast,
 )
 from search.report.markdown import ReportContent, render
-from search.report.retrain import FinalData, final_run, load_final_data
+from search.report.retrain import FinalData, final_runs, load_final_data, seeds_of
 
 __all__ = ["ReportPaths", "write_report"]
 
-TOP_PARAMS = 3  # sentences for this many of the most important parameters
+TOP_PARAMS = 3  # sentences and slice panels for this many of the most important parameters
+DEFAULT_SEEDS = 3
 
 
 class ReportPaths(NamedTuple):
@@ -33,7 +34,7 @@ class ReportPaths(NamedTuple):
     markdown: Path
     trials_csv: Path
     figures: dict[str, Path]  # curves, grid, confusion, history, intermediate, importances
-    retrained: tuple[str, ...]  # which of V1, V2 were trained by this call (empty: all cached)
+    retrained: tuple[str, ...]  # "V1 seed 0", ... trained by this call (empty: all cached)
 
 
 def write_report(
@@ -47,10 +48,15 @@ def write_report(
     importance_seed: int = 0,
     log: Callable[[str], None] | None = None,
     precision: str | None = None,
+    seeds: int = DEFAULT_SEEDS,
+    storage_url: str | None = None,
 ) -> ReportPaths:
-    """Write the report of ``study`` under ``out``; V1 and V2 are retrained only when not
-    cached in the study (or when ``retrain``). ``precision`` (issue 16) overrides the
-    precision both are retrained in; None keeps each configuration's own."""
+    """Write the report of ``study`` under ``out``; V1 and V2 are each run with ``seeds``
+    seeds, retrained only when not cached in the study (or when ``retrain``).
+    ``precision`` (issue 16) overrides the precision both are retrained in; None keeps each
+    configuration's own. ``storage_url`` goes into the report's ``train --study`` command."""
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1 (got {seeds})")
     say = log or (lambda _msg: None)
     out = Path(out)
     rows = collect_trials(study)
@@ -59,36 +65,39 @@ def write_report(
     v2_cfg, v2_trial = best_config(study)
     v1_cfg, v2_cfg = v1_cfg.with_overrides(precision=precision), v2_cfg.with_overrides(precision=precision)
 
-    data_cache: list[FinalData] = []
+    data_cache: dict[int, FinalData] = {}
 
-    def data() -> FinalData:  # loaded at most once, and only if something must train
-        if not data_cache:
-            say("loading MNIST for the final runs")
-            data_cache.append(load_final_data(data_root, subset))
-        return data_cache[0]
+    def data(seed: int) -> FinalData:  # loaded only if something must train
+        if seed not in data_cache:
+            say(f"loading MNIST for the final runs (training order of seed {seed})")
+            data_cache.clear()  # one copy of the 60,000 images at a time (~190 MB each)
+            data_cache[seed] = load_final_data(data_root, subset, seed=seed)
+        return data_cache[seed]
 
     retrained = []
     runs = {}
     for name, cfg in (("V1", v1_cfg), ("V2", v2_cfg)):
-        run, trained = final_run(study, cfg, data, subset=subset, device=device, retrain=retrain,
-                                 log=lambda m, n=name: say(f"{n}: {m}"))
-        if trained:
-            retrained.append(name)
-            say(f"{name}: trained, test acc {100 * run.test_acc:.2f}%")
-        else:
-            say(f"{name}: cached, test acc {100 * run.test_acc:.2f}%")
-        runs[name] = run
+        # V2's runs also measure their gates (question 5).
+        runs[name], trained = final_runs(
+            study, cfg, seeds_of(cfg, seeds), data, subset=subset, device=device, retrain=retrain,
+            log=lambda m, n=name: say(f"{n}: {m}"), gates=name == "V2")
+        retrained += [f"{name} seed {s}" for s in trained]
+        accs = ", ".join(f"{100 * r.test_acc:.2f}%" for r in runs[name])
+        say(f"{name}: test acc {accs} ({len(trained)} trained now, {seeds - len(trained)} cached)")
 
     # The test images are needed for the grid and the labels for the confusion matrix.
     if data_cache:
-        test_x, test_y = data_cache[0].test_x, data_cache[0].test_y
+        first = next(iter(data_cache.values()))
+        test_x, test_y = first.test_x, first.test_y
     else:
         test_x, test_y = load_test(data_root)
     images, labels = test_x.numpy(), test_y.numpy()
+    v1_run, v2_run = runs["V1"][0], runs["V2"][0]  # the configs' own seeds: the figures' runs
 
     importances = fanova_importances(study, seed=importance_seed)
     categorical = categorical_params(study)
     sentences = []
+    top = [imp.param for imp in importances[:TOP_PARAMS]]
     for imp in importances[:TOP_PARAMS]:
         contrast = quartile_contrast(rows, imp.param, categorical=imp.param in categorical)
         if contrast is not None:
@@ -96,21 +105,29 @@ def write_report(
 
     out.mkdir(parents=True, exist_ok=True)
     written = {
-        "curves": figures.curves_figure(runs["V1"], runs["V2"], out / "curves.png"),
-        "confusion": figures.confusion_figure(labels, runs["V2"], out / "confusion_v2.png"),
+        "curves": figures.curves_figure(v1_run, v2_run, out / "curves.png"),
+        "confusion": figures.confusion_figure(labels, v2_run, out / "confusion_v2.png"),
     }
-    written["grid"], grid = figures.digit_grid_figure(images, labels, runs["V1"], runs["V2"],
+    written["grid"], grid = figures.digit_grid_figure(images, labels, v1_run, v2_run,
                                                       out / "test_digits.png")
     params = importance_params(study) if importances else []
     written.update(figures.study_figures(study, out, params, importance_seed=importance_seed))
+    if top:
+        written["slice"] = figures.slice_figure(study, top, out / "slice_top_params.png")
+    gates_run = next((r for r in runs["V2"] if r.gates is not None), None)
+    if gates_run is not None:
+        written["gates"] = figures.gates_figure(gates_run.gates["means"], out / "gates_v2.png")
+    cells = load_comparison(study)
+    if cells is not None and len(cells.steps()) > 1:
+        written["cells"] = figures.cells_steps_figure(cells.results, out / "cells_by_steps.png")
 
     trials_csv = out / "trials.csv"
     study.trials_dataframe().to_csv(trials_csv, index=False)
     content = ReportContent(
         summary=summary, v1=v1_cfg, v1_source=v1_source, v2=v2_cfg, v2_trial=v2_trial,
-        v1_run=runs["V1"], v2_run=runs["V2"], importances=importances, sentences=sentences,
-        figures={k: p.name for k, p in written.items()}, grid_indices=grid,
-        cells=load_comparison(study),
+        v1_runs=runs["V1"], v2_runs=runs["V2"], importances=importances, sentences=sentences,
+        figures={k: p.name for k, p in written.items()}, grid_indices=grid, cells=cells,
+        storage_url=storage_url, subset=subset,
     )
     markdown = out / "report.md"
     markdown.write_text(render(content))

@@ -4,14 +4,14 @@ the file renders on GitHub wherever the folder is put)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from model.config import TrainConfig
-from search.report import tables
+from search.report import narrative, reproduce, tables
 from search.report.collect import StudySummary
 from search.report.importance import Importance
 from search.report.retrain import FULL_TRAIN, FinalRun
-from search.report.tables import CellResult
+from search.report.cells import Comparison
 
 __all__ = ["ReportContent", "render"]
 
@@ -22,13 +22,23 @@ class ReportContent(NamedTuple):
     v1_source: str
     v2: TrainConfig
     v2_trial: int
-    v1_run: FinalRun
-    v2_run: FinalRun
+    v1_runs: list[FinalRun]  # one per seed, the config's own seed first
+    v2_runs: list[FinalRun]
     importances: list[Importance]
     sentences: list[str]
     figures: dict[str, str]  # key -> file name relative to report.md
     grid_indices: list[int]
-    cells: tuple[dict[str, Any], list[CellResult]] | None
+    cells: Comparison | None
+    storage_url: str | None = None  # for the `train --study` command; None: the default storage
+    subset: int | None = None  # the final runs' --subset (None: every training image there is)
+
+    @property
+    def v1_run(self) -> FinalRun:  # the figures' runs: each config's own seed
+        return self.v1_runs[0]
+
+    @property
+    def v2_run(self) -> FinalRun:
+        return self.v2_runs[0]
 
 
 def render(c: ReportContent) -> str:
@@ -43,32 +53,53 @@ def render(c: ReportContent) -> str:
             "training images (`--subset`). Their test accuracies are not the models' real ones.",
             "",
         ]
-    out += _hyperparameters(c) + _final(c) + _figures(c) + _mattered(c) + _summary(c) + _cells(c)
+    out += _hyperparameters(c) + _final(c) + _figures(c) + _mattered(c) + _summary(c) + _gates(c) + _cells(c)
     return "\n".join(out).rstrip() + "\n"
 
 
 def _hyperparameters(c: ReportContent) -> list[str]:
+    v2_seeds = ", ".join(str(r.config["seed"]) for r in c.v2_runs)
     return [
         "## 1. Hyperparameters: V1 vs V2", "",
         f"V1 is {c.v1_source}; V2 is the best trial of the study (trial {c.v2_trial}, validation "
-        f"accuracy {100 * (c.summary.best_value or 0):.2f}%).", "",
+        f"accuracy {100 * (c.summary.best_value or 0):.2f}%). The lab's five rows are always shown; "
+        "any other setting appears when V1 and V2 differ in it.", "",
         tables.to_markdown(tables.hyperparameter_table(c.v1, c.v2)), "",
+        "To reproduce a final run exactly (every setting spelled out; `--val-size 0` trains on all "
+        "the training images, in the order the report's run used):", "",
+        "```sh",
+        "# V1",
+        reproduce.train_command(c.v1, c.subset),
+        "# V2",
+        reproduce.train_command(c.v2, c.subset),
+        "```", "",
+        f"The other seeds of section 2 are the same commands with `--seed` changed (V2: {v2_seeds}). "
+        "Any trial of the study retrains from its stored config with",
+        "", "```sh",
+        reproduce.trial_command(c.summary.name, c.v2_trial, c.storage_url),
+        "```", "",
     ]
 
 
 def _final(c: ReportContent) -> list[str]:
+    v1s, v2s = narrative.spread([r.test_acc for r in c.v1_runs]), narrative.spread([r.test_acc for r in c.v2_runs])
     v1, v2 = c.v1_run, c.v2_run
-    gain = 100 * (v2.test_acc - v1.test_acc)
+    n = len(c.v1_runs)
+    seeds = "once with its seed" if n == 1 else f"{n} times with different seeds"
     return [
         "## 2. Final evaluation on the test set", "",
-        f"Each configuration retrained once with its seed on {v2.train_images:,} training images "
-        "and scored on the 10,000 test images after every epoch; the test set is used nowhere else "
+        f"Each configuration retrained {seeds} on {v2.train_images:,} training images "
+        f"and scored on the {len(v2.predictions):,} test images after every epoch; the test set is used nowhere else "
         "(the search scored trials on a held-out validation split of the training images).", "",
-        f"- **V1 test accuracy: {100 * v1.test_acc:.2f}%** ({len(v1.epochs)} epochs, {v1.seconds:.0f}s)",
-        f"- **V2 test accuracy: {100 * v2.test_acc:.2f}%** ({len(v2.epochs)} epochs, {v2.seconds:.0f}s)",
-        f"- V2 - V1: {gain:+.2f} percentage points "
-        f"({_errors(v1)} -> {_errors(v2)} misclassified test images)", "",
-        "Per epoch (loss = mean cross-entropy; lr at the end of the epoch):", "",
+        tables.to_markdown(tables.seeds_table(c.v1_runs, c.v2_runs)), "",
+        f"- **V1 test accuracy: {v1s.text()}** (mean ± std over {_seeds(n)}; {len(v1.epochs)} epochs, "
+        f"{v1.seconds:.0f}s for the first run)",
+        f"- **V2 test accuracy: {v2s.text()}** (mean ± std over {_seeds(n)}; {len(v2.epochs)} epochs, "
+        f"{v2.seconds:.0f}s for the first run)",
+        f"- {narrative.describe_seeds(v1s, v2s)}", "",
+        f"Per epoch, the first run of each (V1 seed {v1.config['seed']}, V2 seed {v2.config['seed']}; loss = mean "
+        "cross-entropy; lr at the end of the epoch). The figures below show these two runs, "
+        f"with {_errors(v1)} and {_errors(v2)} misclassified test images.", "",
         tables.to_markdown(tables.epochs_table(v1, v2)), "",
     ]
 
@@ -88,10 +119,10 @@ def _figures(c: ReportContent) -> list[str]:
         "### Confusion matrix of V2", "", f"![confusion matrix of V2]({f['confusion']})", "",
         "### The study", "",
         f"![optimization history]({f['history']})", "",
-        f"![intermediate values]({f['intermediate']})", "",
+        "Validation error per epoch on a log scale, so the 97-99.5% accuracy band where trials "
+        "differ is as wide as the first epochs' 30-90%:", "",
+        f"![validation error per epoch]({f['intermediate']})", "",
     ]
-    if "importances" in f:
-        lines += [f"![parameter importances]({f['importances']})", ""]
     return lines
 
 
@@ -108,7 +139,35 @@ def _mattered(c: ReportContent) -> list[str]:
         "For the top parameters, what the best and the worst quarter of complete trials used:", "",
     ]
     lines += [f"- {sentence}" for sentence in c.sentences]
-    return lines + [""]
+    lines += [""]
+    if "importances" in c.figures:
+        lines += [f"![parameter importances]({c.figures['importances']})", ""]
+    if "slice" in c.figures:
+        lines += [
+            "Slice plot of the top parameters: each complete trial's final validation accuracy "
+            "against its value (axis in log error, better trials higher; colour = trial number).", "",
+            f"![slice plot of the top parameters]({c.figures['slice']})", "",
+        ]
+    return lines
+
+
+def _gates(c: ReportContent) -> list[str]:
+    lines = ["## 6. What the gates do (measured on V2)", ""]
+    run = next((r for r in c.v2_runs if r.gates is not None), None)
+    if run is None:
+        return lines + [f"Not measured: V2 is a {c.v2.cell.upper()}, not an LSTM.", ""]
+    gates = run.gates
+    lines += [
+        f"V2's run with seed {run.config['seed']} stepped through the lab's equations over the "
+        f"{len(run.predictions):,} test images: mean activation of the input (i), forget (f) and output (o) gates and "
+        f"mean |c| at each of its {len(gates['means']['f'])} time steps, averaged over images and hidden "
+        "units.", "",
+        f"![gates per time step]({c.figures['gates']})", "",
+        "Test accuracy with one gate held constant at inference (same weights, no retraining):", "",
+        tables.to_markdown(tables.forced_gates_table(gates["forced"])), "",
+        narrative.describe_gates(gates), "",
+    ]
+    return lines
 
 
 def _summary(c: ReportContent) -> list[str]:
@@ -120,38 +179,46 @@ def _summary(c: ReportContent) -> list[str]:
 
 
 def _cells(c: ReportContent) -> list[str]:
-    lines = ["## 6. Simple RNN or LSTM?", ""]
+    lines = ["## 7. Simple RNN or LSTM?", ""]
     if c.cells is None:
         return lines + [
             "Not measured for this study yet: run "
             f"`lstm-search compare-cells --study {c.summary.name}` and report again.", "",
         ]
-    config, results = c.cells
-    cfg = TrainConfig.from_dict(config)
+    cmp = c.cells
+    b = cmp.budget
+    final = f"{cmp.results[0].train_images:,}"
+    if b.get("trials"):
+        lines += [
+            f"Each cell got the same tuning budget: a study of its own with {b['trials']} trials of the "
+            f"`{b['space']}` space ({b.get('sampler', 'tpe')} sampler, {b.get('pruner', 'hyperband')} "
+            f"pruner) on {b['tune_images']:,} training images, scored on {b['val_images']:,} validation "
+            f"images, all at 28 steps. Each cell's best config was then retrained on {final} training "
+            "images and scored once on the test set, with the images read in each number of steps.", "",
+        ]
+    else:
+        lines += [
+            "The cells were not tuned: each trained the same config (only the cell differs) on "
+            f"{final} training images and was scored once on the test set.", "",
+        ]
     lines += [
-        "The three hand-written cells trained under the same rules (tensors and primitives only), "
-        f"with the same config and budget: hidden size {cfg.hidden_size}, {cfg.epochs} epoch(s), "
-        f"batch size {cfg.batch_size}, {tables.format_value('optimizer', cfg.optimizer)} at lr "
-        f"{cfg.lr:.3g}, {tables.format_value('schedule', cfg.schedule)} schedule, seed {cfg.seed}; "
-        "only the cell differs. Each scored once on the test set.", "",
-        tables.to_markdown(tables.cells_table(results)), "",
-        "Seconds per epoch are wall time (training plus scoring the test set) on the machine "
-        "that ran `compare-cells`; the cells ran one after another, so a busy shared machine "
-        "can skew their ratio.", "",
+        tables.to_markdown(tables.tuned_cells_table(cmp.tuned, cmp.tuned_val, cmp.results)), "",
+        "Test accuracy by sequence length (steps, and pixels per step):", "",
+        tables.to_markdown(tables.cells_table(cmp.results)), "",
     ]
-    best = max(results, key=lambda r: r.test_acc)
-    rnn = next((r for r in results if r.cell == "rnn"), None)
-    if rnn is not None and len(results) > 1:
-        if best.cell == "rnn":
-            lines += [f"Measured answer: the simple RNN is the most accurate here ({100 * rnn.test_acc:.2f}%).", ""]
-        else:
-            lines += [
-                f"Measured answer: the {best.cell.upper()} reaches {100 * best.test_acc:.2f}%, the simple "
-                f"RNN {100 * rnn.test_acc:.2f}% ({100 * (best.test_acc - rnn.test_acc):+.2f} points for the "
-                f"gated cell, at {best.epoch_seconds / max(rnn.epoch_seconds, 1e-9):.1f}x the time per epoch).",
-                "",
-            ]
+    if "cells" in c.figures:
+        lines += [f"![test accuracy by number of steps per cell]({c.figures['cells']})", ""]
+    if 784 not in cmp.steps():
+        lines += ["784 steps (one pixel a step) were not run: about 28 times the time of 28 steps "
+                  "(run `compare-cells --steps 14,28,56,112,784` where that budget exists).", ""]
+    lines += [narrative.describe_cells(cmp.results), "",
+              "Seconds per epoch are wall time (training plus scoring the test set) on the machine that "
+              "ran `compare-cells`, one run after another; a busy shared machine can skew their ratio.", ""]
     return lines
+
+
+def _seeds(n: int) -> str:
+    return "1 seed" if n == 1 else f"{n} seeds"
 
 
 def _errors(run: FinalRun) -> int:

@@ -1,10 +1,16 @@
-"""The final evaluation: retrain a config with one seed on the training images, score it
-on the 10,000 test images, and cache the result in the study.
+"""The final evaluation: retrain a config with several seeds on the training images,
+score each run on the 10,000 test images, and cache every run in the study.
 
 This module is the only place in the search package that reads the test set. Each run
 is stored as one study user attr (``final_run:<key>``, about 11 kB of JSON: the
-per-epoch rows and the predicted digit of every test image as a 10,000-character
-string), keyed by the config and the training data, so a second report costs seconds.
+per-epoch rows, the predicted digit of every test image as a 10,000-character string
+and, for an LSTM run asked for them, its gate statistics), keyed by the config (seed
+included) and the training data, so a second report costs seconds and asking for more
+seeds trains only the new ones.
+
+A run with seed s trains on the images in the order ``load_splits(val_size=0, seed=s)``
+gives them, which is what ``lstm-search train --seed s --val-size 0`` does: the report's
+reproduce command rebuilds the run itself, not only its config.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import fields
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -21,15 +28,20 @@ from torch import Tensor
 
 from model.config import TrainConfig
 from model.data import MNIST_TRAIN_IMAGES, load_splits, load_test
+from model.gates import forced_accuracy, gate_means
 from model.train import fit
 
 __all__ = [
     "CACHE_PREFIX",
+    "FORCED_GATES",
     "FinalData",
     "FinalRun",
     "cache_key",
     "cached_run",
     "final_run",
+    "final_runs",
+    "gate_report",
+    "seeds_of",
     "load_final_data",
     "predict",
     "run_final",
@@ -38,6 +50,8 @@ __all__ = [
 
 CACHE_PREFIX = "final_run:"
 FULL_TRAIN = MNIST_TRAIN_IMAGES
+# The gate ablations of question 5: each forces one gate to a constant at inference.
+FORCED_GATES: tuple[tuple[str, float], ...] = (("f", 1.0), ("f", 0.0), ("i", 1.0), ("o", 1.0))
 
 
 class FinalData(NamedTuple):
@@ -55,23 +69,39 @@ class FinalRun(NamedTuple):
     predictions: str  # predicted digit of test image i at position i
     train_images: int
     seconds: float
+    # LSTM runs asked for them: {"means": {i, f, o, abs_c: [T floats]}, "forced":
+    # {"none": acc, "f=1": acc, ...}}; None otherwise (and in runs cached before gates).
+    gates: dict[str, Any] | None = None
 
     def predicted(self) -> list[int]:
         return [int(c) for c in self.predictions]
 
 
-def load_final_data(root: str | None, subset: int | None = None) -> FinalData:
-    """All 60,000 training images (no validation split: the search already chose) and
-    the test set; ``subset`` keeps a stratified sample of training images for quick runs."""
-    splits = load_splits(root, val_size=0, subset=subset, seed=0)
+def load_final_data(root: str | None, subset: int | None = None, seed: int = 0) -> FinalData:
+    """All 60,000 training images (no validation split: the search already chose) in the
+    order of ``seed``, and the test set; ``subset`` keeps a stratified sample of training
+    images for quick runs."""
+    splits = load_splits(root, val_size=0, subset=subset, seed=seed)
     test_x, test_y = load_test(root)
     return FinalData(splits.train_x, splits.train_y, test_x, test_y, subset)
 
 
+# The fields TrainConfig had when runs were first cached. A field added since enters the
+# key only when it differs from its default, which by construction reproduces the older
+# behaviour (steps = 28 is the row-by-row reading every earlier run used), so adding a
+# field does not throw away every cached run of every study.
+_KEYED_ALWAYS = frozenset((
+    "cell", "hidden_size", "lr", "batch_size", "epochs", "optimizer", "momentum", "weight_decay",
+    "dropout", "schedule", "grad_clip", "forget_bias", "recurrent_init", "shift", "seed",
+))
+
+
 def cache_key(cfg: TrainConfig, subset: int | None) -> str:
     """Same config and same training images -> same key; anything else retrains."""
+    config = {f.name: getattr(cfg, f.name) for f in fields(cfg)
+              if f.name in _KEYED_ALWAYS or getattr(cfg, f.name) != f.default}
     blob = json.dumps(
-        {"config": cfg.to_dict(), "train_images": subset or FULL_TRAIN, "subset": subset}, sort_keys=True
+        {"config": config, "train_images": subset or FULL_TRAIN, "subset": subset}, sort_keys=True
     )
     return CACHE_PREFIX + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -96,13 +126,31 @@ def predict(model: torch.nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor
     return torch.cat([model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
 
 
+def seeds_of(cfg: TrainConfig, count: int) -> list[int]:
+    """The seeds of ``count`` final runs: the config's own seed first (so the run a
+    one-seed report cached stays the first), then the next ones."""
+    return [cfg.seed + k for k in range(count)]
+
+
+def gate_report(model: torch.nn.Module, test_x: Tensor, test_y: Tensor) -> dict[str, Any]:
+    """Question 5's numbers for one trained LSTM: per-step gate means over the test
+    images and the test accuracy with each gate of FORCED_GATES held constant."""
+    means = gate_means(model, test_x)
+    forced = {"none": forced_accuracy(model, test_x, test_y)}
+    for gate, value in FORCED_GATES:
+        forced[f"{gate}={value:g}"] = forced_accuracy(model, test_x, test_y, {gate: value})
+    return {"means": means._asdict(), "forced": forced}
+
+
 def run_final(
     cfg: TrainConfig,
     data: FinalData,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] | None = None,
+    gates: bool = False,
 ) -> FinalRun:
-    """Train ``cfg`` with its seed on the training images, scoring the test set each epoch."""
+    """Train ``cfg`` with its seed on the training images, scoring the test set each
+    epoch; with ``gates`` (LSTM only) also measure what its gates do on the test set."""
     start = time.perf_counter()
     device = torch.device(device)
     test_x, test_y = data.test_x.to(device), data.test_y.to(device)
@@ -120,28 +168,60 @@ def run_final(
         predictions="".join(str(int(p)) for p in preds.tolist()),
         train_images=int(data.train_y.numel()),
         seconds=time.perf_counter() - start,
+        gates=gate_report(result.model, test_x, test_y) if gates and cfg.cell == "lstm" else None,
     )
 
 
 def final_run(
     study: optuna.Study,
     cfg: TrainConfig,
-    data: Callable[[], FinalData],
+    data: Callable[[int], FinalData],
     subset: int | None = None,
     device: torch.device | str = "cpu",
     retrain: bool = False,
     log: Callable[[str], None] | None = None,
+    gates: bool = False,
 ) -> tuple[FinalRun, bool]:
     """The cached run of ``cfg`` or a fresh one (stored). Returns (run, trained_now).
 
-    ``data`` is called only when training is needed: a cached report loads no images.
+    ``data(seed)`` is called only when training is needed: a cached report loads no
+    images. ``gates``: measure an LSTM's gates if it trains (a cached run is kept as is).
     """
     key = cache_key(cfg, subset)
     if not retrain:
         run = cached_run(study, key)
         if run is not None:
             return run, False
-    run = run_final(cfg, data(), device=device, log=log)
+    run = run_final(cfg, data(cfg.seed), device=device, log=log, gates=gates)
     store_run(study, key, run)
     return run, True
 
+
+def final_runs(
+    study: optuna.Study,
+    cfg: TrainConfig,
+    seeds: list[int],
+    data: Callable[[int], FinalData],
+    subset: int | None = None,
+    device: torch.device | str = "cpu",
+    retrain: bool = False,
+    log: Callable[[str], None] | None = None,
+    gates: bool = False,
+) -> tuple[list[FinalRun], list[int]]:
+    """One run of ``cfg`` per seed (cached or trained). Returns the runs and the seeds
+    trained by this call. With ``gates`` every run trained now measures its gates, and if
+    none of the runs has them (all cached from before), the first seed is retrained."""
+    runs, trained = [], []
+    for seed in seeds:
+        run, fresh = final_run(study, cfg.with_overrides(seed=seed), data, subset=subset, device=device,
+                               retrain=retrain, log=log, gates=gates)
+        runs.append(run)
+        if fresh:
+            trained.append(seed)
+    if gates and cfg.cell == "lstm" and all(r.gates is None for r in runs):
+        if log is not None:
+            log(f"seed {seeds[0]}: retraining to measure its gates (its cached run predates them)")
+        runs[0], _ = final_run(study, cfg.with_overrides(seed=seeds[0]), data, subset=subset,
+                               device=device, retrain=True, log=log, gates=True)
+        trained.append(seeds[0])
+    return runs, trained

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import make_dataclass
 from pathlib import Path
 
 import optuna
 import pytest
 
-from model.config import PRESETS
+from model.config import PRESETS, TrainConfig
 from model.errors import UserInputError
 from search.report.collect import best_config, collect_trials, resolve_baseline, summarize
 from search.report.importance import (
@@ -26,15 +27,19 @@ def test_v1_v2_table_reads_like_the_lab(hand_study: optuna.Study) -> None:
     assert rows == [
         ["batch size", "128", "64"],
         ["learning rate", "0.001", "0.004"],
-        ["hidden size", "128", "128"],
+        ["hidden size", "128", "128"],  # a lab row: shown although equal
         ["epoch", "10", "8"],
         ["optimizer", "Adam", "AdamW"],
+        # then every other field where V1 and V2 differ, in TrainConfig's order
         ["weight decay", "0", "0.0001"],
         ["dropout", "0", "0.2"],
         ["LR schedule", "constant", "one-cycle"],
         ["gradient clip", "off", "1 (max norm)"],
-        ["forget-gate bias", "0", "1"],  # differs, so it is shown; equal fields are not
+        ["forget-gate bias", "0", "1"],
     ]
+    # momentum, seed, shift, ... are equal, so absent; shift appears as soon as it differs.
+    shifted = hyperparameter_table(v1, v2.with_overrides(shift=1)).values.tolist()
+    assert shifted[-1] == ["random shift (pixels)", "0", "1"]
     header = to_markdown(hyperparameter_table(v1, v2)).splitlines()[0]
     assert [cell.strip() for cell in header.strip("|").split("|")] == ["Hyper-parameter", "V1", "V2"]
 
@@ -110,3 +115,13 @@ def test_epoch_table_puts_runs_side_by_side_and_leaves_the_shorter_blank() -> No
         [2, "0.5000", "0.2500", "92.00%", "1.00e-03", "0.5000", "0.2500", "97.00%", "1.00e-03"],
         [3, "0.3333", "0.1667", "93.00%", "1.00e-03", "", "", "", ""],
     ]
+
+
+def test_a_field_added_to_the_config_type_appears_when_it_differs() -> None:
+    # A config type with a field this module has never heard of (as a later TrainConfig may).
+    Extended = make_dataclass("Extended", [("warmup_steps", int, 0)], bases=(TrainConfig,), frozen=True)
+    v1, v2 = Extended(), Extended(warmup_steps=500)
+    rows = hyperparameter_table(v1, v2).values.tolist()
+    assert rows[-1] == ["warmup steps", "0", "500"]
+    assert len(rows) == 6  # the lab's five, and the one that differs
+    assert "warmup steps" not in hyperparameter_table(v1, Extended()).values[:, 0]
