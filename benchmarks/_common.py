@@ -11,7 +11,6 @@ import datetime
 import os
 import platform
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -61,7 +60,7 @@ def cpu_description() -> str:
             model = value.strip()
         elif key.strip() == "Flags":
             flags = set(value.split())
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "amx_int8")
     shown = [f for f in wanted if f in flags]
     return f"{model}; flags: {' '.join(shown) if shown else 'none of ' + '/'.join(wanted)}"
 
@@ -87,20 +86,6 @@ def median(values: list[float]) -> float:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def cpu_description() -> list[str]:
-    """``lscpu``'s model name and flags (bf16 speed depends on amx_bf16 / avx512_bf16)."""
-    if not shutil.which("lscpu"):
-        return ["cpu: lscpu not available"]
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    bf16 = [f for f in flags if "bf16" in f or f.startswith("amx") or f in ("avx2", "avx512f")]
-    return [
-        f"cpu: {fields.get('Model name', '?').strip()}  (bf16-relevant flags: {' '.join(bf16) or 'none'})",
-        f"flags: {' '.join(flags)}",
-    ]
 
 
 def time_train_steps(

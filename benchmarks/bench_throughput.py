@@ -30,7 +30,6 @@ import torch
 from _common import (
     NNLSTMClassifier,
     banner,
-    cpu_description,
     matmul_peak_gflops,
     median,
     time_train_steps,
@@ -65,8 +64,6 @@ def main() -> None:
     banner("training throughput: LSTMClassifier vs nn.LSTM")
     from model import lstm_ext
 
-    for line in cpu_description():
-        print(f"# {line}")
     print(f"# C++ extension: {'built' if lstm_ext.load() is not None else 'unavailable'}"
           f"  (LSTM_SEARCH_NO_EXT={os.environ.get('LSTM_SEARCH_NO_EXT', '')})")
     auto = resolve_precision("auto", device)

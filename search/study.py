@@ -37,6 +37,7 @@ __all__ = [
     "finished_trials",
     "load_existing_study",
     "make_pruner",
+    "name_objective",
     "make_sampler",
     "open_storage",
     "requeue_lost_baseline",
@@ -207,6 +208,18 @@ def make_pruner(name: str, max_epochs: int, min_epochs: int = 1) -> optuna.prune
     raise StudyError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
 
 
+OBJECTIVE_NAME = "val_accuracy"
+
+
+def name_objective(study: optuna.Study) -> None:
+    """Name the objective so optuna-dashboard says "val_accuracy" instead of "Objective 0"
+    (at creation; `report` also names studies made before this); a set name is left alone."""
+    if not study.metric_names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
+
+
 def create_or_resume(
     name: str,
     storage: optuna.storages.BaseStorage,
@@ -238,6 +251,7 @@ def create_or_resume(
         study.set_user_attr("baseline_config", baseline.to_dict())
         study.enqueue_trial(space.params_of(baseline), user_attrs={"baseline": "v1"})
         study.set_user_attr(PROJECT_MARKER, 1)
+        name_objective(study)
         return study, created
     check_ours(study)
     diffs = differences(study.user_attrs) if differences is not None else []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import warnings
 from pathlib import Path
 
 import optuna
@@ -16,9 +15,7 @@ from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store, publish_report
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, setup_hardware
-from search.study import DEFAULT_STORAGE, load_existing_study, open_storage
-
-OBJECTIVE_NAME = "val_accuracy"
+from search.study import DEFAULT_STORAGE, load_existing_study, name_objective, open_storage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,15 +80,6 @@ def public_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return url
-
-
-def name_objective(study: optuna.Study) -> None:
-    """Name the objective of a study created before studies named it, so optuna-dashboard
-    says "val_accuracy" instead of "Objective 0"; a name already set is left alone."""
-    if not study.metric_names:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([OBJECTIVE_NAME])
 
 
 def dashboard_note(report_markdown: str) -> str:
