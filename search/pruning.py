@@ -25,6 +25,7 @@ from model.errors import UserInputError
 
 __all__ = [
     "FIRST_PROGRESS",
+    "PRUNE_BY",
     "FIRST_RUNG",
     "PRUNERS",
     "REDUCTION",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 PRUNERS = ("hyperband", "sha", "median", "none")
+PRUNE_BY = ("epoch", "progress")  # what a pruner's step counts (see the module docstring)
 REDUCTION = 3  # Hyperband / successive halving keep the best third at each rung
 
 # No trial is judged before this epoch (or before the space's shortest trial ends, if

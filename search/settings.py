@@ -20,9 +20,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import optuna
+
 from model.config import TrainConfig
 from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
+from search.pruning import PRUNE_BY, make_pruner
 from search.space import SearchSpace, load_space
 from search.study import SAMPLERS, PRUNERS, SEED_LIMIT
 
@@ -42,7 +45,8 @@ MAX_THREADS = 4096  # torch would try to start them all; more is a typo
 MAX_CONSECUTIVE_FAILURES = 5  # FAIL trials in a row that stop a launch (e.g. every score NaN)
 # The study-defining settings, as stored in the study's user attrs (keys kept from the
 # first release, which stored them for reports without comparing them).
-DEFINING_KEYS = ("space_description", "seed", "val_size", "subset")
+# prune_by too: steps counted in epochs and in percent cannot share one pruner's rungs.
+DEFINING_KEYS = ("space_description", "seed", "val_size", "subset", "prune_by")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class LaunchSettings:
     space: SearchSpace
     sampler: str
     pruner: str
+    prune_by: str  # "epoch" or "progress": what the steps a trial reports at count
     seed: int
     data_root: str | None
     val_size: int
@@ -89,11 +94,14 @@ class LaunchSettings:
         if args.threads is not None:
             _check_range("--threads", args.threads, 1, MAX_THREADS)
         _check_range("--worker-index", args.worker_index, 0, 1_000_000)
-        if args.sampler not in SAMPLERS or args.pruner not in PRUNERS:  # argparse checks; library callers too
-            raise UserInputError(f"unknown sampler {args.sampler!r} or pruner {args.pruner!r}")
+        if args.sampler not in SAMPLERS or args.pruner not in PRUNERS or args.prune_by not in PRUNE_BY:
+            # argparse checks; library callers too
+            raise UserInputError(f"unknown sampler {args.sampler!r}, pruner {args.pruner!r} "
+                                 f"or --prune-by {args.prune_by!r}")
         return cls(
             study=args.study, storage=args.storage, artifacts=args.artifacts, n_trials=args.n_trials,
             deadline=deadline, space=load_space(args.space), sampler=args.sampler, pruner=args.pruner,
+            prune_by=args.prune_by,
             seed=args.seed, data_root=args.data_root, val_size=args.val_size, subset=args.subset,
             device=args.device, precision=args.precision, threads=args.threads, workers=args.workers,
             worker_index=args.worker_index, resume=args.resume, progress=not args.no_progress,
@@ -105,6 +113,17 @@ class LaunchSettings:
         return TrainConfig(seed=self.seed, precision=self.precision)
 
     @property
+    def progress_steps(self) -> bool:
+        """Whether trials report at % of their own epochs (and the pruner counts in %)."""
+        return self.prune_by == "progress"
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        """The study's pruner over this space's epoch range, counting as ``prune_by`` says."""
+        space, base = self.space, self.base
+        return make_pruner(self.pruner, space.max_epochs(base), space.min_epochs(base),
+                           progress=self.progress_steps)
+
+    @property
     def n_images(self) -> int:
         """Images one process holds in memory (at most: the real data may be smaller)."""
         train = MNIST_TRAIN_IMAGES - self.val_size
@@ -114,7 +133,7 @@ class LaunchSettings:
         """User attrs written at creation: the defining part plus what reports show."""
         return {
             "space": self.space.source, "space_description": self.space.describe(),
-            "sampler": self.sampler, "pruner": self.pruner, "seed": self.seed,
+            "sampler": self.sampler, "pruner": self.pruner, "prune_by": self.prune_by, "seed": self.seed,
             "val_size": self.val_size, "subset": self.subset,
         }
 

@@ -22,10 +22,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from model.config import TrainConfig
 from model.errors import UserInputError
+from search.pruning import FIRST_RUNG, PRUNERS, make_pruner  # re-exported: one home, search/pruning.py
 from search.space import SearchSpace
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "FIRST_RUNG",
     "PRUNERS",
     "SAMPLERS",
     "SEED_LIMIT",
@@ -48,7 +50,6 @@ __all__ = [
 
 DEFAULT_STORAGE = "sqlite:///studies.db"
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
-PRUNERS = ("hyperband", "sha", "median", "none")
 HEARTBEAT_SECONDS = 10  # a killed worker's trial is failed and retried ~2x this later
 GRACE_SECONDS = 2 * HEARTBEAT_SECONDS
 _SCHEMA_ATTEMPTS = 5
@@ -183,29 +184,6 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
     raise StudyError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-
-
-# No trial is judged before this epoch (or before the space's shortest trial ends, if
-# sooner). Epoch-1 accuracy ranks configurations wrongly: a one-cycle schedule is still
-# warming up and random shifts slow the start. Measured (H=256, AdamW, one-cycle, 12
-# epochs): shift 2 was behind shift 0 after epoch 1 (91.42% vs 93.02% val) and ahead at
-# the end (99.22% vs 99.10% val, 99.41% vs 99.30% test); a first search pruned exactly
-# such trials at epoch 1. By epoch 3 the warm-up is mostly done.
-FIRST_RUNG = 3
-
-
-def make_pruner(name: str, max_epochs: int, min_epochs: int = 1) -> optuna.pruners.BasePruner:
-    """Pruners over epochs; max_epochs / min_epochs: the longest / shortest trial the space allows."""
-    first = max(1, min(FIRST_RUNG, min_epochs, max_epochs))
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=max_epochs, reduction_factor=3)
-    if name == "sha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=first)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise StudyError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
 
 
 OBJECTIVE_NAME = "val_accuracy"

@@ -40,7 +40,7 @@ from search.runner import RunSummary, run_trials
 from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
 from search.space import SearchSpace
 from search.study import (
-    best_trial, existing_trial_count, finished_trials, load_existing_study, make_pruner, make_sampler,
+    best_trial, existing_trial_count, finished_trials, load_existing_study, make_sampler,
     open_storage, sampler_seed,
 )
 
@@ -130,10 +130,10 @@ def run_worker(
     seed = sampler_seed(settings.seed, existing_trial_count(storage, settings.study), worker_index)
     study = optuna.load_study(
         study_name=settings.study, storage=storage, sampler=make_sampler(settings.sampler, seed),
-        pruner=make_pruner(settings.pruner, space.max_epochs(base), space.min_epochs(base)),
+        pruner=settings.make_pruner(),
     )
     objective = Objective(space=space, base=base, data=data, device=device, artifact_store=store,
-                          deadline=settings.deadline)
+                          deadline=settings.deadline, progress_steps=settings.progress_steps)
     timeout = None if settings.deadline is None else max(0.0, settings.deadline - time.time())
     return run_trials(study, objective, settings.n_trials, timeout=timeout, progress=progress, echo=echo,
                       max_consecutive_failures=MAX_CONSECUTIVE_FAILURES)

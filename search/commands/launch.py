@@ -13,11 +13,12 @@ from model.device import resolve_device
 from search.artifacts import add_artifacts_arg, open_artifact_store
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg
 from search.commands._existing import open_existing_storage
+from search.pruning import PRUNE_BY
 from search.runner import format_params
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES
 from search.study import (
-    PRUNERS, SAMPLERS, best_trial, create_or_resume, load_existing_study, make_pruner, make_sampler,
+    PRUNERS, SAMPLERS, best_trial, create_or_resume, load_existing_study, make_sampler,
     open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
 )
 from search.workers import plan_workers, run_worker, run_workers
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"search space: a TOML file or a built-in name ({', '.join(BUILTIN_SPACES)})")
     p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler")
     p.add_argument("--pruner", choices=PRUNERS, default="hyperband", help="pruner over epochs")
+    p.add_argument("--prune-by", choices=PRUNE_BY, default="epoch",
+                   help="what the pruner compares trials at: the same epoch, or the same percentage of "
+                   "each trial's own epochs (the same point of its LR schedule); fixed per study")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and every trial's init")
     add_worker_args(p)
     add_data_args(p)
@@ -72,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     # Everything is validated before the storage is touched: bad input writes nothing.
     settings = LaunchSettings.from_args(args)
     space, base = settings.space, settings.base
-    pruner = make_pruner(settings.pruner, space.max_epochs(base), space.min_epochs(base))
+    pruner = settings.make_pruner()
     device = resolve_device(settings.device)
     plan = plan_workers(settings.workers, settings.threads, space, base, settings.n_images, device)
     if args.dry_run:

@@ -249,3 +249,26 @@ def test_the_creator_writes_its_marker_and_a_second_opener_passes_the_check(tmp_
     _, made = create_or_resume("s", storage, make_sampler("tpe", 0), make_pruner("none", 1), space,
                                PRESETS["v1"], {"seed": 0}, differences=lambda stored: [])
     assert not made
+
+
+def test_prune_by_progress_is_stored_used_and_fixed_per_study(
+    tmp_path: Path, tiny_space: Path, fake_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    argv = launch_args("p", 2, url, tiny_space, fake_root, "--subset", "100", "--workers", "1",
+                       "--threads", "1", "--prune-by", "progress")
+    assert main(argv) == 0
+    study = optuna.load_study(study_name="p", storage=url)
+    assert study.user_attrs["prune_by"] == "progress"
+    for trial in study.get_trials(states=(TS.COMPLETE,)):
+        epochs = trial.user_attrs["config"]["epochs"]
+        assert max(trial.intermediate_values) == 100  # the last epoch is 100% of the trial
+        assert len(trial.intermediate_values) == epochs
+    capsys.readouterr()
+    before = snapshot(url)
+    one_line_error(capsys, [*argv[:-2], "--prune-by", "epoch", "--n-trials", "3"], "--prune-by epoch")
+    assert snapshot(url) == before
+    pruner = settings_of(argv).make_pruner()
+    assert isinstance(pruner, optuna.pruners.NopPruner)  # launch_args asks for --pruner none
+    hb = settings_of([*argv, "--pruner", "hyperband"]).make_pruner()
+    assert hb._max_resource == 100  # counts in percent of each trial's epochs
