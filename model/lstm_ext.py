@@ -14,6 +14,7 @@ off by default until measured faster (``benchmarks/bench_throughput.py --packed-
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -53,7 +54,10 @@ def cache_dir() -> Path:
     tag, _ = _flags()
     torch_version = torch.__version__.replace("+", "_")
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return Path(root) / "torch_extensions" / f"torch{torch_version}-{py}-{tag}"
+    # The source's hash too: two checkouts (or versions) with different kernels would
+    # otherwise rebuild over each other's library in one folder at every start (~90 s).
+    source = hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:12]
+    return Path(root) / "torch_extensions" / f"torch{torch_version}-{py}-{tag}-{source}"
 
 
 def _ensure_ninja_on_path() -> None:
