@@ -24,11 +24,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["cache_dir", "function", "load"]
+__all__ = ["cache_dir", "function", "load", "unavailable_reason"]
 
 _SOURCE = Path(__file__).with_name("csrc") / "lstm.cpp"
 _lock = threading.Lock()
-_state: dict[str, Any] = {}  # "module": the loaded extension or None once a build failed
+_state: dict[str, Any] = {}  # "module": the loaded extension or None; "reason": why None
 
 
 def _flags() -> tuple[str, list[str]]:
@@ -74,6 +74,7 @@ def load() -> ModuleType | None:
             return _state["module"]
         module = None
         if os.environ.get("LSTM_SEARCH_NO_EXT", "") not in ("", "0"):
+            _state["reason"] = "disabled by LSTM_SEARCH_NO_EXT"
             _state["module"] = None
             return None
         try:
@@ -99,9 +100,10 @@ def load() -> ModuleType | None:
                 verbose=False,
             )
         except Exception as exc:  # any build or load failure: fall back, say so once
+            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            _state["reason"] = f"{type(exc).__name__}: {detail}"
             warnings.warn(
-                f"lstm-search: C++ LSTM kernels unavailable ({type(exc).__name__}: "
-                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}); "
+                f"lstm-search: C++ LSTM kernels unavailable ({_state['reason']}); "
                 "using the slower pure-torch path",
                 RuntimeWarning,
                 stacklevel=2,
@@ -127,6 +129,11 @@ class _ExtLSTMSequence(torch.autograd.Function):
         needs = ctx.needs_input_grad
         grad_x, grad_w_ih, grad_w_hh, grad_b = ext.backward(grad_h, *ctx.saved_tensors, needs[0])
         return grad_x if needs[0] else None, grad_w_ih, grad_w_hh, grad_b
+
+
+def unavailable_reason() -> str | None:
+    """Why the extension is not in use (build error, LSTM_SEARCH_NO_EXT), or None when it is."""
+    return None if load() is not None else _state.get("reason", "unknown")
 
 
 def function() -> type[torch.autograd.Function] | None:
