@@ -28,7 +28,8 @@ def snapshot(url: str) -> list[tuple[str, int]]:
     return sorted((s.study_name, s.n_trials) for s in summaries)
 
 
-def expect_one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
+def expect_one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> str:
+    """Run ``argv``; check one line on stderr holding ``needle`` and exit 2; return that line."""
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse's own errors (unknown choices)
@@ -39,6 +40,7 @@ def expect_one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], n
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert needle.lower() in lines[0].lower(), lines[0]
+    return lines[0]
 
 
 SPACES = {
@@ -85,8 +87,8 @@ def test_bad_launch_flag(flag: str, value: str, needle: str, kept_study: str, ti
 ])
 def test_bad_or_unreachable_storage(url: str, needle: str, tiny_space: Path, fake_root: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    expect_one_line_error(capsys, launch_args("s", 5, url, tiny_space, fake_root), needle)
-    assert "secret" not in capsys.readouterr().err  # passwords are not echoed
+    line = expect_one_line_error(capsys, launch_args("s", 5, url, tiny_space, fake_root), needle)
+    assert "secret" not in line  # passwords are not echoed
 
 
 def test_unknown_study_name(kept_study: str, tiny_space: Path, fake_root: Path,
