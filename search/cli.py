@@ -1,12 +1,15 @@
 """`lstm-search`: the command line. Each subcommand lives in ``search/commands/<name>.py``.
 
 Bad input (any ``UserInputError``) prints one line and exits 2; Ctrl-C exits 130 after
-the running trial has been recorded; anything else is a bug and keeps its traceback.
+the running trial has been recorded; a closed output pipe exits 141 (SIGPIPE) quietly;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -42,7 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a reader that has gone (`... | head -1`) shows here, inside the try
+        return code
+    except BrokenPipeError:
+        # The reader of our output left early: not an error worth a traceback. Point stdout at
+        # /dev/null so the interpreter's own flush at exit does not raise it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except UserInputError as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 2

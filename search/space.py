@@ -142,7 +142,13 @@ def load_space(name_or_path: str | os.PathLike[str] | None = None) -> SearchSpac
         raise SpaceError(
             f"space file {path} does not exist; pass a TOML file or one of {', '.join(BUILTIN_SPACES)}"
         )
-    return parse_space(path.read_text(), source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpaceError(f"space file {path} is not UTF-8 text (byte {exc.start}); pass a TOML file") from None
+    except OSError as exc:
+        raise SpaceError(f"cannot read space file {path}: {exc.strerror or exc}") from None
+    return parse_space(text, source=str(path))
 
 
 def parse_space(text: str, source: str = "<memory>") -> SearchSpace:

@@ -10,8 +10,11 @@ import optuna
 from model.config import CELLS
 from model.device import DEVICES
 from model.errors import UserInputError
+from model.memory import check_fits, data_bytes
+from model.train import NonFiniteLossError
 from search.commands._common import HELP_FORMAT, add_storage_arg, setup_hardware
-from search.study import load_existing_study, open_storage
+from search.commands._existing import open_existing_study
+from search.commands.train import diverged_hint
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"--subset must be between 1 and 60000 (got {args.subset})")
     study = None
     if args.study is not None:
-        study = load_existing_study(args.study, open_storage(args.storage, heartbeat=False))
+        study = open_existing_study(args.storage, args.study)
         optuna.logging.set_verbosity(logging.WARNING)
     if args.config == "best":
         if study is None:
@@ -66,8 +69,12 @@ def run(args: argparse.Namespace) -> int:
         cfg, _ = config_from_choice(args.config)
     cfg = cfg.with_overrides(epochs=args.epochs, hidden_size=args.hidden_size)
     device = setup_hardware(args)
+    check_fits(cfg, extra_bytes=data_bytes(70_000), device=device, what="training this configuration")
     data = load_final_data(args.data_root, args.subset)
-    results = compare_cells(cfg, data, cells, device=device, log=print)
+    try:
+        results = compare_cells(cfg, data, cells, device=device, log=print)
+    except NonFiniteLossError as exc:
+        raise UserInputError(diverged_hint(exc)) from None
     print(to_markdown(cells_table(results)))
     if study is not None:
         store_comparison(study, cfg, results)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import optuna
 
+from model.config import MAX_SEED
 from model.device import DEVICES
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store, publish_report
 from search.commands._common import HELP_FORMAT, add_storage_arg, setup_hardware
-from search.study import load_existing_study, open_storage
+from search.commands._existing import open_existing_study
+from search.commands._paths import check_output_dir, safe_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,13 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from search.report import write_report  # matplotlib and pandas: only when reporting
 
+    if not 0 <= args.importance_seed <= MAX_SEED:
+        raise UserInputError(f"--importance-seed must be between 0 and {MAX_SEED} (got {args.importance_seed})")
     if args.subset is not None and not 0 < args.subset <= 60_000:
         raise UserInputError(f"--subset must be between 1 and 60000 (got {args.subset})")
+    # Every check before V1 and V2 are retrained (minutes): the output folder first.
+    out = check_output_dir(Path(args.out) if args.out else Path("reports") / safe_name(args.study), "--out")
     device = setup_hardware(args)
-    storage = open_storage(args.storage, heartbeat=False)
-    study = load_existing_study(args.study, storage)
+    study = open_existing_study(args.storage, args.study)
     optuna.logging.set_verbosity(logging.WARNING)
-    out = Path(args.out) if args.out else Path("reports") / args.study
     paths = write_report(
         study, out, baseline=args.baseline, retrain=args.retrain, data_root=args.data_root,
         subset=args.subset, device=device, importance_seed=args.importance_seed, log=print,
