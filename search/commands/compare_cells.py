@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserInputError("--config best needs --study")
         cfg, _ = best_config(study)
     elif study is not None:
-        cfg, _ = resolve_baseline(study, args.config)
+        cfg, _ = resolve_baseline(study, args.config, "--config")
     else:
-        cfg, _ = config_from_choice(args.config)
+        cfg, _ = config_from_choice(args.config, flag="--config")
     cfg = cfg.with_overrides(epochs=args.epochs, hidden_size=args.hidden_size)
     device = setup_hardware(args)
     check_fits(cfg, extra_bytes=data_bytes(70_000), device=device, what="training this configuration")

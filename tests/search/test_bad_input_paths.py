@@ -235,3 +235,17 @@ def test_export_to_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     proc.wait(60)
     assert "Traceback" not in err and "Exception ignored" not in err and "BrokenPipe" not in err, err
     assert proc.returncode == 141, err
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    (b"\xff\xfe{", "is not readable JSON"),
+    (b"[1, 2]", "must hold a JSON object"),
+    (b'{"hidden_size": -4}', "hidden_size must be >= 1"),
+])
+def test_compare_cells_config_file_errors_name_the_flag(content: bytes, needle: str, tmp_path: Path,
+                                                         fake_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "cfg.json"
+    path.write_bytes(content)
+    line = expect_one_line_error(capsys, ["compare-cells", "--data-root", str(fake_root), "--cells", "rnn",
+                                          "--config", str(path)], needle)
+    assert "--config" in line and "--baseline" not in line
