@@ -18,8 +18,7 @@ import pytest
 
 import search.report
 from search.commands._paths import safe_name
-from tests.search.conftest import REPO, launch_args
-from tests.search.test_bad_input import expect_one_line_error, kept_study, snapshot  # noqa: F401 (fixture)
+from tests.search.conftest import REPO, expect_one_line_error, launch_args, snapshot
 
 READERS = {
     "report": ["report", "--study", "kept", "--no-publish"],
@@ -112,7 +111,7 @@ def test_train_checks_that_the_checkpoint_folder_is_writable(tmp_path: Path, fak
     assert list(locked.iterdir()) == [] and out.out == ""
 
 
-def test_report_checks_out_before_retraining(kept_study: str, tmp_path: Path,  # noqa: F811
+def test_report_checks_out_before_retraining(kept_study: str, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     _no_retraining(monkeypatch)
@@ -126,7 +125,7 @@ def test_report_checks_out_before_retraining(kept_study: str, tmp_path: Path,  #
     assert not (tmp_path / "reports").exists()
 
 
-def test_report_folder_name_is_cleaned(kept_study: str, tmp_path: Path,  # noqa: F811
+def test_report_folder_name_is_cleaned(kept_study: str, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from search.cli import main
 
@@ -167,7 +166,7 @@ def test_train_with_only_the_training_files_says_the_test_files_are_missing(
     assert "t10k-images-idx3-ubyte" in line and "corrupt" not in line
 
 
-def test_space_file_that_is_not_text(tmp_path: Path, kept_study: str, fake_root: Path,  # noqa: F811
+def test_space_file_that_is_not_text(tmp_path: Path, kept_study: str, fake_root: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     space = tmp_path / "space.toml"
     space.write_bytes(b"\xff\xfe[lr]\x00\x81")
@@ -207,7 +206,7 @@ def test_train_extreme_values(flags: list[str], needle: str, fake_root: Path,
     (["dashboard", "--port", "70000"], "--port must be in 0..65535"),
     (["dashboard", "--port", "-1"], "--port must be in 0..65535"),
 ])
-def test_other_commands_extreme_values(argv: list[str], needle: str, kept_study: str,  # noqa: F811
+def test_other_commands_extreme_values(argv: list[str], needle: str, kept_study: str,
                                        fake_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     storage = [] if argv[0] == "compare-cells" else ["--storage", kept_study]
     data = ["--data-root", str(fake_root)] if argv[0] != "dashboard" else []
