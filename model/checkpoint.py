@@ -27,8 +27,12 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"model": state, "config": cfg.to_dict(), **extra}, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save({"model": state, "config": cfg.to_dict(), **extra}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written PATH.tmp left behind
+        raise
     return path
 
 

@@ -31,6 +31,9 @@ RECURRENT_INITS = ("uniform", "orthogonal", "identity")
 # auto: bf16 only where a start-up probe finds bf16 matmuls clearly faster (model.precision).
 PRECISIONS = ("auto", "fp32", "bf16")
 PIXELS = 28 * 28  # an MNIST image, read as ``steps`` time steps of PIXELS // steps inputs
+# Seeds are offset per worker and per resumed trial count and must stay below 2**32.
+MAX_SEED = 2**31 - 1
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class TrainConfig:
         _number("scale", self.scale, low=0.0, high=0.5, high_open=True)
         _number("ema", self.ema, low=0.0, high=1.0, high_open=True)
         _integer("seed", self.seed, low=0)
+        if self.seed > MAX_SEED:  # numpy's and torch's generators take 32-bit seeds
+            raise ConfigError(f"seed must be <= {MAX_SEED} (got {self.seed})")
         _number("lr", self.lr, positive=True)
         _number("momentum", self.momentum, low=0.0, high=1.0)
         _number("weight_decay", self.weight_decay, low=0.0)
@@ -148,6 +153,8 @@ def _number(
         raise ConfigError(f"{name} must be a number (got {value!r})")
     if not math.isfinite(value):
         raise ConfigError(f"{name} must be finite (got {value})")
+    if abs(value) > _FLOAT32_MAX:  # training runs in float32: a larger value becomes inf there
+        raise ConfigError(f"{name} must be at most {_FLOAT32_MAX:.3g} in size (got {value:g})")
     if positive and value <= 0:
         raise ConfigError(f"{name} must be > 0 (got {value})")
     if low is not None and value < low:

@@ -63,29 +63,33 @@ def load_mnist(
 ) -> tuple[Tensor, Tensor]:
     """Raw uint8 images (N, 28, 28) and int64 labels, downloading only if files are absent."""
     from torchvision.datasets import MNIST  # torchvision is slow to import; only when needed
+    from torchvision.datasets.mnist import read_image_file, read_label_file
 
     root_path = resolve_data_root(root)
     split = "training" if train else "test"
     prefix = "train" if train else "t10k"
     raw = root_path / "MNIST" / "raw"
-    if not all((raw / f"{prefix}-{kind}-ubyte").is_file() for kind in ("images-idx3", "labels-idx1")):
+    files = [raw / f"{prefix}-{kind}-ubyte" for kind in ("images-idx3", "labels-idx1")]
+    missing = ", ".join(f.name for f in files if not f.is_file())
+    if missing:
         if not download:
-            raise DataError(f"MNIST {split} files not found under {raw}; {_hint()}")
+            raise DataError(f"MNIST {split} files not found under {raw} (missing {missing}); {_hint()}")
         try:
             MNIST(str(root_path), train=train, download=True)
         except Exception as exc:  # network errors come in many types (URLError, OSError, ...)
             raise DataError(
-                f"MNIST {split} files are not under {raw} and downloading them failed "
-                f"({type(exc).__name__}); {_hint()}"
+                f"MNIST {split} files are not under {raw} (missing {missing}) and downloading "
+                f"them failed ({type(exc).__name__}); {_hint()}"
             ) from exc
+    # The idx files of this split only: torchvision's MNIST(download=False) wants all four
+    # files, so a folder with the training files alone was reported as corrupt training files.
     try:
-        ds = MNIST(str(root_path), train=train, download=False)
+        x, y = read_image_file(str(files[0])), read_label_file(str(files[1]))
     except Exception as exc:  # a truncated or corrupt idx file fails inside torchvision's parser
         raise DataError(
             f"MNIST {split} files under {raw} are corrupt or truncated "
             f"({type(exc).__name__}); delete them to re-download, or {_hint()}"
         ) from exc
-    x, y = ds.data, ds.targets
     if x.dim() != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],) or x.shape[0] == 0:
         raise DataError(
             f"MNIST {split} files under {root_path} hold {tuple(x.shape)} images and "

@@ -1,9 +1,9 @@
 """Builds and loads the C++ LSTM kernels (model/csrc/lstm.cpp) on first use.
 
-The extension is compiled once per machine with ``torch.utils.cpp_extension.load`` and
+The extension is compiled once per checkout with ``torch.utils.cpp_extension.load`` and
 cached under the user's cache directory (``$LSTM_SEARCH_CACHE`` or
-``~/.cache/lstm-search``), keyed by torch and Python version and the compiler flags, so
-later processes (every search worker) only load the built library. When the build fails
+``~/.cache/lstm-search``), keyed by torch and Python version, the compiler flags and the
+checkout's path, so later processes (every search worker) only load the built library. When the build fails
 (no compiler, no ninja, read-only cache), ``function()`` returns None after one warning
 and callers use the pure-torch path in ``model.fused_lstm``, which computes the same thing.
 Set ``LSTM_SEARCH_NO_EXT=1`` to skip the extension (benchmarks compare both paths this way).
@@ -28,11 +28,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["cache_dir", "function", "load", "set_packed_gemm"]
+__all__ = ["cache_dir", "function", "load", "set_packed_gemm", "unavailable_reason"]
 
 _SOURCE = Path(__file__).with_name("csrc") / "lstm.cpp"
 _lock = threading.Lock()
-_state: dict[str, Any] = {}  # "module": the loaded extension or None once a build failed
+_state: dict[str, Any] = {}  # "module": the loaded extension or None; "reason": why None
 
 
 def _flags() -> tuple[str, list[str]]:
@@ -54,10 +54,11 @@ def cache_dir() -> Path:
     tag, _ = _flags()
     torch_version = torch.__version__.replace("+", "_")
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
-    # The source's hash too: two checkouts (or versions) with different kernels would
-    # otherwise rebuild over each other's library in one folder at every start (~90 s).
-    source = hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:12]
-    return Path(root) / "torch_extensions" / f"torch{torch_version}-{py}-{tag}-{source}"
+    # One folder per checkout and kernel source: the build file names the source by its
+    # path, so two checkouts (or versions) sharing a folder rebuilt the extension at every
+    # alternate start (measured: about a minute per process on a loaded 2-core machine).
+    key = hashlib.sha256(str(_SOURCE.resolve()).encode() + _SOURCE.read_bytes()).hexdigest()[:12]
+    return Path(root) / "torch_extensions" / f"torch{torch_version}-{py}-{tag}-{key}"
 
 
 def _ensure_ninja_on_path() -> None:
@@ -81,6 +82,7 @@ def load() -> ModuleType | None:
             return _state["module"]
         module = None
         if os.environ.get("LSTM_SEARCH_NO_EXT", "") not in ("", "0"):
+            _state["reason"] = "disabled by LSTM_SEARCH_NO_EXT"
             _state["module"] = None
             return None
         try:
@@ -106,9 +108,10 @@ def load() -> ModuleType | None:
                 verbose=False,
             )
         except Exception as exc:  # any build or load failure: fall back, say so once
+            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            _state["reason"] = f"{type(exc).__name__}: {detail}"
             warnings.warn(
-                f"lstm-search: C++ LSTM kernels unavailable ({type(exc).__name__}: "
-                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}); "
+                f"lstm-search: C++ LSTM kernels unavailable ({_state['reason']}); "
                 "using the slower pure-torch path",
                 RuntimeWarning,
                 stacklevel=2,
@@ -153,6 +156,11 @@ class _ExtLSTMSequence(torch.autograd.Function):
         with torch.autocast("cpu", enabled=False):
             grad_x, grad_w_ih, grad_w_hh, grad_b = ext.backward(grad_h, *ctx.saved_tensors, needs[0])
         return grad_x if needs[0] else None, grad_w_ih, grad_w_hh, grad_b, None
+
+
+def unavailable_reason() -> str | None:
+    """Why the extension is not in use (build error, LSTM_SEARCH_NO_EXT), or None when it is."""
+    return None if load() is not None else _state.get("reason", "unknown")
 
 
 def function() -> type[torch.autograd.Function] | None:

@@ -3,30 +3,41 @@
 One home for the mapping, shared by the CLI and by spawned workers (which run no CLI):
 bad input (``UserInputError``) is one line and exit 2; trials that keep failing are one
 line and exit 3 (a worker exiting so is not restarted: it would fail again); Ctrl-C is
-exit 130 after the running trial has been recorded; anything else is a bug and keeps its
+exit 130 after the running trial has been recorded; a closed output pipe exits 141
+quietly; anything else is a bug and keeps its
 traceback.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Callable
 
 from model.errors import UserInputError
 from search.runner import TrialsKeepFailing
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "run_reporting"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "run_reporting"]
 
 PROG = "lstm-search"
 EXIT_BAD_INPUT = 2
 EXIT_TRIALS_FAILING = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a writer killed by SIGPIPE
 
 
 def run_reporting(label: str, body: Callable[[], int | None], interrupt_hint: str = "") -> int:
     """Run ``body``; errors the user can act on become one line ``PROG label: error: ...``."""
     try:
-        return int(body() or 0)
+        code = int(body() or 0)
+        sys.stdout.flush()  # a reader that has gone (`... | head -1`) shows here, inside the try
+        return code
+    except BrokenPipeError:
+        # The reader of our output left early: not an error worth a traceback. Point stdout at
+        # /dev/null so the interpreter's own flush at exit does not raise it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except UserInputError as exc:
         print(f"{PROG} {label}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -144,8 +144,8 @@ def load_space(name_or_path: str | os.PathLike[str] | None = None) -> SearchSpac
         )
     try:
         text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpaceError(f"space file {path} is not UTF-8 text; pass a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise SpaceError(f"space file {path} is not UTF-8 text (byte {exc.start}); pass a TOML file") from None
     except OSError as exc:
         raise SpaceError(f"cannot read space file {path}: {exc.strerror or exc}") from None
     return parse_space(text, source=str(path))

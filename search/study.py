@@ -80,7 +80,10 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         # Several workers on one file: wait for the lock instead of failing at once.
-        engine_kwargs["connect_args"] = {"timeout": 60}
+        # isolation_level None: pysqlite issues no BEGIN of its own; _ImmediateSQLiteStorage
+        # issues BEGIN IMMEDIATE. Set at connect time, so the first connection (which holds
+        # the whole database for sqlite:///:memory:) never needs replacing.
+        engine_kwargs["connect_args"] = {"timeout": 60, "isolation_level": None}
     elif backend == "postgresql":
         # An unreachable host should fail in seconds, not after the OS's TCP timeout;
         # pool_pre_ping replaces connections a server restart or idle timeout has closed.
@@ -97,7 +100,7 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
             heartbeat_stale_trial_callback=retry,
         )
     try:
-        storage = _create_rdb(url, engine_kwargs, kwargs)
+        storage = _create_rdb(url, engine_kwargs, kwargs, sqlite=backend == "sqlite")
     except ImportError as exc:
         raise StudyError(
             f"cannot open storage {_redact(url)}: the {backend} driver is not installed "
@@ -106,8 +109,6 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
     except (SQLAlchemyError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"cannot open storage {_redact(url)}: {reason}") from None
-    if backend == "sqlite":
-        _serialize_sqlite_transactions(storage.engine)
     return storage
 
 
@@ -130,7 +131,23 @@ def storage_errors(url: str) -> Iterator[None]:
         raise StudyError(f"cannot write to storage {_redact(url)}: {reason}") from None
 
 
-def _serialize_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
+class _ImmediateSQLiteStorage(RDBStorage):
+    """RDBStorage on SQLite whose transactions start with BEGIN IMMEDIATE.
+
+    A subclass rather than listeners added to a made storage: unpickling (a storage sent to
+    a process) builds a new engine in ``__setstate__``, which must get the listener too.
+    """
+
+    def __init__(self, url: str, **kwargs: object) -> None:
+        super().__init__(url, **kwargs)  # type: ignore[arg-type]
+        _begin_immediate(self.engine)
+
+    def __setstate__(self, state: dict[object, object]) -> None:
+        super().__setstate__(state)
+        _begin_immediate(self.engine)
+
+
+def _begin_immediate(engine: sqlalchemy.engine.Engine) -> None:
     """Start every transaction with BEGIN IMMEDIATE (SQLAlchemy's pysqlite recipe).
 
     Optuna claims a WAITING trial (the enqueued V1 baseline, a heartbeat retry) with
@@ -140,18 +157,13 @@ def _serialize_sqlite_transactions(engine: sqlalchemy.engine.Engine) -> None:
     the read and the update one atomic step; the busy timeout makes others wait for it.
     """
 
-    @sqlalchemy.event.listens_for(engine, "connect")
-    def _no_implicit_begin(dbapi_connection: object, connection_record: object) -> None:
-        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
-
     @sqlalchemy.event.listens_for(engine, "begin")
-    def _begin_immediate(connection: sqlalchemy.engine.Connection) -> None:
+    def _begin(connection: sqlalchemy.engine.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-    engine.dispose()  # connections made before the listeners existed are not reused
 
-
-def _create_rdb(url: str, engine_kwargs: dict[str, object], kwargs: dict[str, object]) -> RDBStorage:
+def _create_rdb(url: str, engine_kwargs: dict[str, object], kwargs: dict[str, object],
+                sqlite: bool) -> RDBStorage:
     """RDBStorage, retried when workers started together race to create the schema.
 
     On a fresh database each process creates Optuna's tables; a loser sees "table already
@@ -162,7 +174,8 @@ def _create_rdb(url: str, engine_kwargs: dict[str, object], kwargs: dict[str, ob
             with warnings.catch_warnings():
                 # Heartbeats have been "experimental" since Optuna 2.8; the warning is noise here.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+                kind = _ImmediateSQLiteStorage if sqlite else RDBStorage
+                return kind(url, engine_kwargs=engine_kwargs, **kwargs)
         except SQLAlchemyError as exc:
             if attempt + 1 == _SCHEMA_ATTEMPTS or not _SCHEMA_RACE.search(str(exc)):
                 raise

@@ -7,6 +7,9 @@ import torch
 
 from tests.fakes import write_fake_mnist
 
+# skip_policy: under CI=true only the CUDA test may skip; pytester: that policy's own tests.
+pytest_plugins = ["tests.skip_policy", "pytester"]
+
 
 @pytest.fixture(scope="session")
 def fake_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -13,8 +13,12 @@ import optuna
 from model.config import CELLS, PIXELS
 from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
+from model.memory import check_fits, data_bytes
+from model.train import NonFiniteLossError
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, setup_hardware
-from search.study import load_existing_study, open_storage
+from search.commands._existing import open_existing_storage
+from search.commands.train import diverged_hint
+from search.study import load_existing_study
 
 if TYPE_CHECKING:  # the report package is imported only when the command runs
     from search.report.retrain import FinalData
@@ -76,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and not low <= value <= MNIST_TRAIN_IMAGES:
             raise UserInputError(f"{flag} must be between {low} and {MNIST_TRAIN_IMAGES} (got {value})")
     space = load_space(args.space) if args.trials else None
-    storage = open_storage(args.storage, heartbeat=False) if args.study is not None else None
+    # A mistyped SQLite path is refused, not created (search/commands/_existing.py).
+    storage = open_existing_storage(args.storage, heartbeat=False) if args.study is not None else None
     study = None
     if storage is not None:
         study = load_existing_study(args.study, storage)
@@ -86,11 +91,12 @@ def run(args: argparse.Namespace) -> int:
             raise UserInputError("--config best needs --study")
         base, _ = best_config(study)
     elif study is not None:
-        base, _ = resolve_baseline(study, args.config)
+        base, _ = resolve_baseline(study, args.config, "--config")
     else:
-        base, _ = config_from_choice(args.config)
+        base, _ = config_from_choice(args.config, flag="--config")
     base = base.with_overrides(epochs=args.epochs, hidden_size=args.hidden_size, steps=28)
     device = setup_hardware(args)
+    check_fits(base, extra_bytes=data_bytes(70_000), device=device, what="training this configuration")
 
     tuned, tuned_val = {}, {}
     if args.trials:
@@ -120,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
             cache[seed] = load_final_data(args.data_root, args.subset, seed=seed)
         return cache[seed]
 
-    results = cmp.compare_cells(tuned, final_data, steps, device=device, log=print)
+    try:
+        results = cmp.compare_cells(tuned, final_data, steps, device=device, log=print)
+    except NonFiniteLossError as exc:
+        raise UserInputError(diverged_hint(exc)) from None
     comparison = cmp.Comparison(
         {"trials": args.trials, "space": args.space if args.trials else None,
          "tune_images": args.tune_subset if args.trials else None, "val_images": args.val_size if args.trials else None,

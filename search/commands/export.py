@@ -22,6 +22,7 @@ import pandas as pd
 from model.errors import UserInputError
 from search.commands._common import HELP_FORMAT, add_storage_arg
 from search.commands._existing import open_existing_study
+from search.commands._paths import check_output_file, safe_name
 
 __all__ = ["FORMATS", "register", "run", "trials_table", "write_table"]
 
@@ -45,12 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = None
+    if args.out != "-":
+        out = Path(args.out) if args.out else Path("reports") / safe_name(args.study) / f"trials.{args.format}"
+        check_output_file(out, "--out")
     study = open_existing_study(args.storage, args.study)
     table = trials_table(study)
-    if args.out == "-":
+    if out is None:
         write_table(table, args.format, sys.stdout)
         return 0
-    out = Path(args.out) if args.out else Path("reports") / _safe_name(args.study) / f"trials.{args.format}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", encoding="utf-8", newline="") as f:
@@ -100,8 +104,3 @@ def _plain(value: object) -> object:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _safe_name(name: str) -> str:
-    # A study name is free text; as a folder name it must not climb out of reports/.
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "study"

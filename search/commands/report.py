@@ -10,12 +10,16 @@ import optuna
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from model.config import PRECISIONS
+from model.config import MAX_SEED, PRECISIONS
 from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store, publish_report
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, setup_hardware
-from search.study import DEFAULT_STORAGE, load_existing_study, name_objective, open_storage
+from search.commands._existing import open_existing_study
+from search.commands._paths import check_output_dir, safe_name
+from search.study import DEFAULT_STORAGE, name_objective
+
+MAX_SEEDS = 100  # each seed retrains V1 and V2 on 60,000 images: more is a typo
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,15 +54,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from search.report import write_report  # matplotlib and pandas: only when reporting
 
+    if not 0 <= args.importance_seed <= MAX_SEED:
+        raise UserInputError(f"--importance-seed must be between 0 and {MAX_SEED} (got {args.importance_seed})")
     if args.subset is not None and not 0 < args.subset <= MNIST_TRAIN_IMAGES:
         raise UserInputError(f"--subset must be between 1 and {MNIST_TRAIN_IMAGES} (got {args.subset})")
-    if args.seeds < 1:
-        raise UserInputError(f"--seeds must be >= 1 (got {args.seeds})")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise UserInputError(f"--seeds must be between 1 and {MAX_SEEDS} (got {args.seeds})")
+    # Every check before V1 and V2 are retrained (minutes): the output folder first.
+    out = check_output_dir(Path(args.out) if args.out else Path("reports") / safe_name(args.study), "--out")
     device = setup_hardware(args)
-    storage = open_storage(args.storage, heartbeat=False)
-    study = load_existing_study(args.study, storage)
+    study = open_existing_study(args.storage, args.study)
     optuna.logging.set_verbosity(logging.WARNING)
-    out = Path(args.out) if args.out else Path("reports") / args.study
     paths = write_report(
         study, out, baseline=args.baseline, retrain=args.retrain, data_root=args.data_root,
         subset=args.subset, device=device, importance_seed=args.importance_seed, log=print,

@@ -9,13 +9,19 @@ from model.config import PRESETS, TrainConfig
 from model.data import MNIST_TEST_IMAGES, MNIST_TRAIN_IMAGES, load_test
 from model.errors import UserInputError
 from model.memory import check_fits, data_bytes
-from model.train import evaluate, fit
+from model.train import NonFiniteLossError, evaluate, fit
 from search.commands._common import (
     HELP_FORMAT, add_config_args, add_data_args, add_storage_arg, config_from_args, load_data, setup_hardware,
 )
 from search.commands._existing import open_existing_study
+from search.commands._paths import check_output_file
 
 DRY_RUN_STEPS = 5
+
+
+def diverged_hint(exc: NonFiniteLossError) -> str:
+    """A diverged run is the configuration's fault, not a bug: one line saying what to change."""
+    return f"{exc}: this configuration diverges; lower --lr or set --grad-clip"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.checkpoint:  # before the run, not after it: a bad path would waste the training
+        check_output_file(args.checkpoint, "--checkpoint")
     cfg = config_from_args(args, base=stored_trial_config(args))
     if args.dry_run:
         cfg = cfg.with_overrides(epochs=1)
@@ -54,11 +62,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"config: {cfg}")
     print(f"data: {len(data.train_y)} train / {len(data.val_y)} validation images, device {device}")
     # With no validation split (--val-size 0) the per-epoch score is skipped, not faked.
-    result = fit(
-        cfg, data.train_x, data.train_y, data.val_x, data.val_y, device=device,
-        log=print, log_every=max(1, args.log_every),
-        max_steps=DRY_RUN_STEPS if args.dry_run else None,
-    )
+    try:
+        result = fit(
+            cfg, data.train_x, data.train_y, data.val_x, data.val_y, device=device,
+            log=print, log_every=max(1, args.log_every),
+            max_steps=DRY_RUN_STEPS if args.dry_run else None,
+        )
+    except NonFiniteLossError as exc:
+        raise UserInputError(diverged_hint(exc)) from None
     _, test_acc = evaluate(result.model, test_x.to(device), test_y.to(device))
     epoch_s = sum(s.seconds for s in result.history) / len(result.history)
     print(f"Test Accuracy of the model on the {len(test_y)} test images: {100 * test_acc:.2f} %")

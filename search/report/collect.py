@@ -107,14 +107,15 @@ def best_config(study: optuna.Study) -> tuple[TrainConfig, int]:
     return TrainConfig.from_dict(config), best.number
 
 
-def resolve_baseline(study: optuna.Study, choice: str) -> tuple[TrainConfig, str]:
+def resolve_baseline(study: optuna.Study, choice: str, flag: str = "--baseline") -> tuple[TrainConfig, str]:
     """V1 for the report and where it came from: the study's own baseline (``v1``), the
     lab's template, or a JSON file of TrainConfig fields (missing fields default)."""
-    return config_from_choice(choice, study.user_attrs.get("baseline_config"))
+    return config_from_choice(choice, study.user_attrs.get("baseline_config"), flag)
 
 
-def config_from_choice(choice: str, stored: object = None) -> tuple[TrainConfig, str]:
-    """``v1`` (``stored``, the study's baseline, else the preset), ``template``, or a JSON file."""
+def config_from_choice(choice: str, stored: object = None, flag: str = "--baseline") -> tuple[TrainConfig, str]:
+    """``v1`` (``stored``, the study's baseline, else the preset), ``template``, or a JSON file;
+    errors name ``flag``, the option the user typed."""
     if choice == "v1":
         if isinstance(stored, dict):
             return TrainConfig.from_dict(stored), "the study's V1 baseline (trial 0)"
@@ -124,19 +125,19 @@ def config_from_choice(choice: str, stored: object = None) -> tuple[TrainConfig,
     path = Path(os.path.expanduser(choice))
     if not path.is_file():
         raise UserInputError(
-            f"--baseline must be {' or '.join(BASELINE_CHOICES)} or a JSON file of config fields; "
+            f"{flag} must be {' or '.join(BASELINE_CHOICES)} or a JSON file of config fields; "
             f"{path} does not exist"
         )
     try:
         values = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise UserInputError(f"--baseline {path} is not readable JSON ({exc})") from None
+        raise UserInputError(f"{flag} {path} is not readable JSON ({exc})") from None
     if not isinstance(values, dict):
-        raise UserInputError(f"--baseline {path} must hold a JSON object of config fields")
+        raise UserInputError(f"{flag} {path} must hold a JSON object of config fields")
     try:
         return TrainConfig.from_dict(values), f"{path.name}"
     except (ConfigError, TypeError) as exc:
-        raise UserInputError(f"--baseline {path}: {exc}") from None
+        raise UserInputError(f"{flag} {path}: {exc}") from None
 
 
 def _row(t: FrozenTrial) -> TrialRow:

@@ -69,3 +69,41 @@ def test_minibatches_cover_every_sample_once() -> None:
     batches = list(iterate_minibatches(x, y, 4, gen))
     assert [len(b[1]) for b in batches] == [4, 4, 2]
     assert sorted(torch.cat([b[1] for b in batches]).tolist()) == list(range(10))
+
+
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _copy_without(fake_mnist: Path, dest: Path, drop: tuple[str, ...] = (), damage: tuple[str, ...] = ()) -> Path:
+    raw = dest / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in FILES:
+        if name in drop:
+            continue
+        data = (fake_mnist / "MNIST" / "raw" / name).read_bytes()
+        (raw / name).write_bytes(data[: len(data) // 2] if name in damage else data)
+    return dest
+
+
+@pytest.mark.parametrize(("drop", "damage", "train_error", "test_error"), [
+    # Only the training files: training works, the message for the test split names it.
+    (FILES[2:], (), None, "MNIST test files not found.*missing t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"),
+    (FILES[:2], (), "MNIST training files not found.*missing train-images", None),
+    ((FILES[1],), (), "training files not found.*missing train-labels-idx1-ubyte\\);", None),
+    ((FILES[2],), (), None, "test files not found.*missing t10k-images-idx3-ubyte\\);"),
+    ((), (FILES[2],), None, "MNIST test files .* are corrupt or truncated"),
+    ((), (FILES[1],), "MNIST training files .* are corrupt or truncated", None),
+    ((FILES[2:]), (FILES[0],), "training files .* are corrupt", "test files not found"),
+])
+def test_every_combination_of_missing_or_damaged_files_is_named(
+    drop: tuple[str, ...], damage: tuple[str, ...], train_error: str | None, test_error: str | None,
+    fake_mnist: Path, tmp_path: Path,
+) -> None:
+    root = _copy_without(fake_mnist, tmp_path, drop, damage)
+    for load, error in ((lambda: load_splits(root, val_size=100, download=False), train_error),
+                        (lambda: load_test(root, download=False), test_error)):
+        if error is None:
+            load()
+        else:
+            with pytest.raises(DataError, match=error):
+                load()

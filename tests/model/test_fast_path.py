@@ -8,6 +8,8 @@ gradcheck of both Functions and the fallback when the extension cannot be built.
 
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
 
 import pytest
@@ -31,10 +33,22 @@ def _python_path(cell: ManualLSTMCell, x: torch.Tensor) -> torch.Tensor:
     return LSTMSequenceFunction.apply(x_tm, cell.weight_ih, cell.weight_hh, cell.bias)
 
 
-def _ext_path(cell: ManualLSTMCell, x: torch.Tensor) -> torch.Tensor:
+def _require_extension() -> type[torch.autograd.Function]:
+    """The extension's Function; a failure when a compiler is here and it still is not built.
+
+    Without a compiler the tests skip, which CI turns into a failure (tests/skip_policy.py).
+    """
     fn = lstm_ext.function()
-    if fn is None:
-        pytest.skip("C++ extension could not be built on this machine")
+    if fn is not None:
+        return fn
+    compiler = os.environ.get("CXX", "c++")  # what torch.utils.cpp_extension calls
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C++ compiler ({compiler}) to build the extension; apt-get install g++ python3-dev")
+    pytest.fail(f"{compiler} is installed but the C++ extension is not in use: {lstm_ext.unavailable_reason()}")
+
+
+def _ext_path(cell: ManualLSTMCell, x: torch.Tensor) -> torch.Tensor:
+    fn = _require_extension()
     return fn.apply(x.transpose(0, 1).contiguous(), cell.weight_ih, cell.weight_hh, cell.bias)
 
 
@@ -104,6 +118,16 @@ def test_no_grad_and_cpu_uses_extension_when_built() -> None:
         assert cell.forward_sequence(x).grad_fn.name() == "_ExtLSTMSequenceBackward"
 
 
+def test_training_on_cpu_uses_the_extension() -> None:
+    """The path training takes (forward_sequence with autograd, on CPU) is the C++ one."""
+    _require_extension()
+    cell = _cell(3, 4, seed=8).float()
+    x = torch.randn(2, 5, 3)
+    assert cell.forward_sequence(x).grad_fn.name() == "_ExtLSTMSequenceBackward"
+    with torch.no_grad():
+        cell.forward_sequence(x)  # the no-grad path also runs without error
+
+
 def test_no_grad_batches_are_chunked_without_changing_values(monkeypatch: pytest.MonkeyPatch) -> None:
     from model import fused_lstm
 
@@ -143,7 +167,7 @@ def test_env_var_disables_extension(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lstm_ext.function() is None
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.cuda  # skipped without a GPU: the one skip CI allows (tests/skip_policy.py)
 def test_cuda_uses_pure_torch_path() -> None:
     cell = _cell(3, 4, seed=6).cuda()
     x = torch.randn(2, 5, 3, dtype=torch.float64, device="cuda", requires_grad=True)

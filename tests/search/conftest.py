@@ -13,6 +13,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from search.cli import main
+from search.study import open_storage
+
 from tests.fakes import TINY_SPACE, write_fake_mnist
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,3 +99,34 @@ def running_trial_with_epoch(storage: str, study: str, pid: int | None = None) -
 def states(storage: str, study: str) -> dict[str, int]:
     trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
     return {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+
+
+# --- bad input: a study no bad command may change, and the one-line error check ---
+
+@pytest.fixture
+def kept_study(tmp_path: Path) -> str:
+    """A storage holding one study with one trial, which no bad command may change."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name="kept", storage=open_storage(url, heartbeat=False))
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+    return url
+
+
+def snapshot(url: str) -> list[tuple[str, int]]:
+    summaries = optuna.get_all_study_summaries(open_storage(url, heartbeat=False), include_best_trial=False)
+    return sorted((s.study_name, s.n_trials) for s in summaries)
+
+
+def expect_one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> str:
+    """Run ``argv``; check one line on stderr holding ``needle`` and exit 2; return that line."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors (unknown choices)
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert needle.lower() in lines[0].lower(), lines[0]
+    return lines[0]

@@ -6,39 +6,9 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-import optuna
 import pytest
 
-from tests.search.conftest import launch_args
-from search.cli import main
-from search.study import open_storage
-
-
-@pytest.fixture
-def kept_study(tmp_path: Path) -> str:
-    """A storage holding one study with one trial, which no bad command may change."""
-    url = f"sqlite:///{tmp_path / 'studies.db'}"
-    study = optuna.create_study(study_name="kept", storage=open_storage(url, heartbeat=False))
-    study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
-    return url
-
-
-def snapshot(url: str) -> list[tuple[str, int]]:
-    summaries = optuna.get_all_study_summaries(open_storage(url, heartbeat=False), include_best_trial=False)
-    return sorted((s.study_name, s.n_trials) for s in summaries)
-
-
-def expect_one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's own errors (unknown choices)
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert needle.lower() in lines[0].lower(), lines[0]
+from tests.search.conftest import expect_one_line_error, launch_args, snapshot
 
 
 SPACES = {
@@ -85,8 +55,8 @@ def test_bad_launch_flag(flag: str, value: str, needle: str, kept_study: str, ti
 ])
 def test_bad_or_unreachable_storage(url: str, needle: str, tiny_space: Path, fake_root: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    expect_one_line_error(capsys, launch_args("s", 5, url, tiny_space, fake_root), needle)
-    assert "secret" not in capsys.readouterr().err  # passwords are not echoed
+    line = expect_one_line_error(capsys, launch_args("s", 5, url, tiny_space, fake_root), needle)
+    assert "secret" not in line  # passwords are not echoed
 
 
 def test_unknown_study_name(kept_study: str, tiny_space: Path, fake_root: Path,

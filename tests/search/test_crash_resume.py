@@ -174,19 +174,31 @@ def test_sigterm_on_the_parent_stops_every_worker(tmp_path: Path, slow_space: Pa
     assert count["FAIL"] >= 1
 
 
+def _worker_pids(storage: str, study: str) -> set[int]:
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    return {int(str(t.user_attrs["worker"]).rsplit(":", 1)[1]) for t in trials if "worker" in t.user_attrs}
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_workers_stop_when_the_parent_is_killed(tmp_path: Path, slow_space: Path, fake_root: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
-    proc = start_cli(launch_args("orphan", 50, storage, slow_space, fake_root, "--workers", "2"))
+    # N far above what can finish in the wait below: with 50 one-second trials an orphan
+    # that never got the parent's death signal simply finished the study and exited, and
+    # the test passed without PR_SET_PDEATHSIG.
+    proc = start_cli(launch_args("orphan", 100_000, storage, slow_space, fake_root, "--workers", "2"))
     try:
         worker = _worker_pid(storage, "orphan")
         proc.kill()  # SIGKILL: the parent cannot forward anything
-        proc.communicate(timeout=30)
+        proc.wait(timeout=30)  # not communicate(): a live orphan holds the output pipe open
         wait_for(lambda: _gone(worker), 60, "the orphaned worker to stop")
     finally:
         if proc.poll() is None:
             proc.kill()
+        for pid in _worker_pids(storage, "orphan"):  # orphans left by a failure here
+            if pid != os.getpid() and not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.stdout.close()
     # The worker got SIGINT from the kernel and recorded its trial, so nothing waits on a heartbeat.
     trials = optuna.load_study(study_name="orphan", storage=storage).get_trials(deepcopy=False)
     mine = [t for t in trials if str(t.user_attrs.get("worker", "")).endswith(f":{worker}")]
