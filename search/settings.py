@@ -25,6 +25,7 @@ from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
 from search.space import SearchSpace, load_space
 from search.study import SAMPLERS, PRUNERS, SEED_LIMIT
+from search.warm_start import DEFAULT_WARM_START_K
 
 __all__ = [
     "DEFINING_KEYS",
@@ -65,6 +66,9 @@ class LaunchSettings:
     worker_index: int
     resume: bool
     progress: bool
+    warm_start: str | None = None  # an earlier study whose best configurations run first
+    warm_start_storage: str | None = None  # its storage (default: --storage)
+    warm_start_k: int = DEFAULT_WARM_START_K
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchSettings:
@@ -88,6 +92,8 @@ class LaunchSettings:
         if args.threads is not None:
             _check_range("--threads", args.threads, 1, MAX_THREADS)
         _check_range("--worker-index", args.worker_index, 0, 1_000_000)
+        warm_k = getattr(args, "warm_start_k", DEFAULT_WARM_START_K)
+        _check_range("--warm-start-k", warm_k, 1, 10_000)
         if args.sampler not in SAMPLERS or args.pruner not in PRUNERS:  # argparse checks; library callers too
             raise UserInputError(f"unknown sampler {args.sampler!r} or pruner {args.pruner!r}")
         return cls(
@@ -96,6 +102,8 @@ class LaunchSettings:
             seed=args.seed, data_root=args.data_root, val_size=args.val_size, subset=args.subset,
             device=args.device, threads=args.threads, workers=args.workers,
             worker_index=args.worker_index, resume=args.resume, progress=not args.no_progress,
+            warm_start=getattr(args, "warm_start", None), warm_start_storage=getattr(args, "warm_start_storage", None),
+            warm_start_k=warm_k,
         )
 
     @property
