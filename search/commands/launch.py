@@ -70,7 +70,8 @@ def add_worker_args(p: argparse.ArgumentParser) -> None:
                    help="give each copy started by hand (or on another machine) its own index, so "
                    "their samplers draw different configurations")
     g.add_argument("--resume", action="store_true",
-                   help="only join an existing study (an unknown name is an error, not a new study): "
+                   help="only join an existing study (an unknown name or a missing SQLite file is an error, "
+                   "not a new study): "
                    "for workers on other machines")
 
 
