@@ -19,7 +19,7 @@ import time
 from _common import banner
 
 CHILD = """
-import sys, torch, optuna
+import resource, sys, torch, optuna
 torch.set_num_threads({threads})
 from model.config import PRESETS
 from model.data import load_splits
@@ -30,10 +30,12 @@ data = load_splits({root!r}, val_size=5000, download=False)
 space = load_space("default")
 study = optuna.create_study(direction="maximize")
 study.enqueue_trial({{"hidden_size": {hidden}, "batch_size": {batch}, "epochs": {epochs}}})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB: imports + data loading
 study.optimize(Objective(space, PRESETS["v1"], data, torch.device("cpu"), max_steps={steps}), n_trials=1)
 t = study.trials[0]
 print(f"trial state {{t.state.name}}, value {{t.value}}, params hidden_size={{t.params['hidden_size']}} "
       f"batch_size={{t.params['batch_size']}} epochs={{t.params['epochs']}}")
+print(f"peak RSS before the trial (imports + data) {{before / 1024:.0f}} MiB")
 """
 
 

@@ -1,20 +1,30 @@
 """Estimate a training run's peak memory, so a config that cannot fit is refused up front.
 
 A hidden size of 10^5 would otherwise be accepted, allocate for minutes and end in the
-kernel's OOM killer (which no ``except`` can catch). The estimate is deliberately a little
-high; its terms follow ``ManualLSTMCell.forward_sequence`` and ``fit``:
+kernel's OOM killer (which no ``except`` can catch). The estimate is meant as an upper
+bound; its terms were written for the plain autograd unroll and still bound the fused
+LSTM path (``model.fused_lstm``) that replaced it:
 
 * weights, their gradients and up to two optimiser states (Adam): 4 copies of the params,
   plus one for clipping/temporaries;
-* autograd keeps about 16 (B, H) tensors per time step (gates, their activations, c, h and
-  the products between them) for 28 steps; backward adds half as much again;
-* evaluation runs batches of 1,000 without autograd, whose (B*T, 4H) input projection is
-  the largest single tensor;
+* training activations: budgeted as 16 (B, H) tensors per time step, plus half as much
+  again for backward (24 in all). The fused path needs fewer: its forward keeps 7 per
+  step (the four activated gates, c, tanh(c), h) and its backward adds about 9 (the gate
+  derivative factors and gradients, 4 + 4, and one for dc), about 16 at the peak;
+* evaluation without autograd: budgeted as one 1,000-image batch's (B*T, 4H) gates; the
+  fused path evaluates in chunks of ``NO_GRAD_CHUNK`` (256) rows, so it needs less;
 * a fixed allowance for the allocator and lazily loaded kernels.
 
-Calibrated on CPU against ``ru_maxrss`` (H=512/B=256: 570 MB measured, 575 estimated;
-H=2048/B=256: 1.91 GB measured, 1.95 estimated; H=1024/B=512: 1.34 GB measured, 1.70
-estimated). GRU and RNN cells keep fewer tensors, so the LSTM's figure bounds them too.
+Re-measured with ``benchmarks/bench_rss.py`` (CPU, full 55k/5k split, one trial of 3
+epochs x 2 steps, C++ kernels in use; 2026-11-23, torch 2.14): at H=512/B=256 the
+process peaked at 1541 MiB, of which 1432 MiB was reached before the trial started
+(imports ~1006 MiB, most of it shared-library pages, then the uint8 and float copies
+made while loading the data, freed afterwards). The trial itself therefore fits in
+memory the loading freed, and ``ru_maxrss`` cannot isolate its share; what it does show
+is that the whole-process figure the worker plan uses (``PROCESS_OVERHEAD_BYTES`` +
+``data_bytes`` + ``trial_peak_bytes`` = 1265 MiB here) is below the measured RSS peak,
+largely by shared library pages that K workers share rather than multiply. GRU and RNN
+cells keep fewer tensors, so the LSTM's figure bounds them too.
 """
 
 from __future__ import annotations

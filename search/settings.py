@@ -28,6 +28,7 @@ from model.errors import UserInputError
 from search.pruning import PRUNE_BY, make_pruner
 from search.space import SearchSpace, load_space
 from search.study import SAMPLERS, PRUNERS, SEED_LIMIT
+from search.warm_start import DEFAULT_WARM_START_K
 
 __all__ = [
     "DEFINING_KEYS",
@@ -71,6 +72,9 @@ class LaunchSettings:
     worker_index: int
     resume: bool
     progress: bool
+    warm_start: str | None = None  # an earlier study whose best configurations run first
+    warm_start_storage: str | None = None  # its storage (default: --storage)
+    warm_start_k: int = DEFAULT_WARM_START_K
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchSettings:
@@ -94,6 +98,8 @@ class LaunchSettings:
         if args.threads is not None:
             _check_range("--threads", args.threads, 1, MAX_THREADS)
         _check_range("--worker-index", args.worker_index, 0, 1_000_000)
+        warm_k = getattr(args, "warm_start_k", DEFAULT_WARM_START_K)
+        _check_range("--warm-start-k", warm_k, 1, 10_000)
         if args.sampler not in SAMPLERS or args.pruner not in PRUNERS or args.prune_by not in PRUNE_BY:
             # argparse checks; library callers too
             raise UserInputError(f"unknown sampler {args.sampler!r}, pruner {args.pruner!r} "
@@ -105,6 +111,8 @@ class LaunchSettings:
             seed=args.seed, data_root=args.data_root, val_size=args.val_size, subset=args.subset,
             device=args.device, precision=args.precision, threads=args.threads, workers=args.workers,
             worker_index=args.worker_index, resume=args.resume, progress=not args.no_progress,
+            warm_start=getattr(args, "warm_start", None), warm_start_storage=getattr(args, "warm_start_storage", None),
+            warm_start_k=warm_k,
         )
 
     @property

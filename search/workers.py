@@ -119,6 +119,7 @@ def run_worker(
     """
     if threads is not None:
         torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from run_trials
     device = resolve_device(settings.device)
     if data is None:
         data = load_splits(settings.data_root, val_size=settings.val_size, subset=settings.subset,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -87,7 +88,8 @@ def write_table(df: pd.DataFrame, fmt: str, f: TextIO) -> None:
         # Records with missing -> null and nested lists/dicts as JSON structures; floats at
         # full precision (DataFrame.to_json rounds to 10 digits by default).
         records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
-        json.dump(records, f, indent=1, default=_plain)
+        # JSON has no NaN: a NaN score or curve value (a diverged trial) is written as null.
+        json.dump(_finite(records), f, indent=1, allow_nan=False)
         f.write("\n")
     elif fmt == "csv":
         flat = df.copy()
@@ -99,8 +101,14 @@ def write_table(df: pd.DataFrame, fmt: str, f: TextIO) -> None:
         raise UserInputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def _plain(value: object) -> object:
-    """json.dump fallback for the numpy/pandas scalars a DataFrame cell can hold."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+def _finite(value: object) -> object:
+    """``value`` with numpy/pandas scalars made plain and NaN/inf floats made None, at any depth."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -10,9 +10,10 @@ import optuna
 from model.config import PRECISIONS, PRESETS
 from model.data import MnistSplits, load_splits
 from model.device import resolve_device
+from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg
-from search.commands._existing import open_existing_storage
+from search.commands._existing import open_existing_storage, open_existing_study
 from search.pruning import PRUNE_BY
 from search.runner import format_params
 from search.settings import LaunchSettings, settings_differences
@@ -21,6 +22,7 @@ from search.study import (
     PRUNERS, SAMPLERS, best_trial, create_or_resume, load_existing_study, make_sampler,
     open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
 )
+from search.warm_start import DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, warm_start_configs
 from search.workers import plan_workers, run_worker, run_workers
 
 __all__ = ["open_study", "register", "run"]
@@ -49,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "each trial's own epochs (the same point of its LR schedule); fixed per study")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and every trial's init")
     add_worker_args(p)
+    g = p.add_argument_group("warm start (begin with the best configurations of an earlier study)")
+    g.add_argument("--warm-start", metavar="STUDY", default=None,
+                   help="enqueue the best complete configurations of STUDY, fitted to this space")
+    g.add_argument("--warm-start-storage", metavar="URL", default=None,
+                   help="storage of the --warm-start study (default: --storage)")
+    g.add_argument("--warm-start-k", metavar="K", type=int, default=DEFAULT_WARM_START_K,
+                   help="how many of its best configurations")
     add_data_args(p)
     # Precision (issue 16): every trial, the baseline included, trains in it.
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
@@ -68,7 +77,8 @@ def add_worker_args(p: argparse.ArgumentParser) -> None:
                    help="give each copy started by hand (or on another machine) its own index, so "
                    "their samplers draw different configurations")
     g.add_argument("--resume", action="store_true",
-                   help="only join an existing study (an unknown name is an error, not a new study): "
+                   help="only join an existing study (an unknown name or a missing SQLite file is an error, "
+                   "not a new study): "
                    "for workers on other machines")
 
 
@@ -79,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     pruner = settings.make_pruner()
     device = resolve_device(settings.device)
     plan = plan_workers(settings.workers, settings.threads, space, base, settings.n_images, device)
+    starts = _read_warm_start(settings)  # reads only: a bad source study writes nothing
     if args.dry_run:
         print(f"study {settings.study!r} in {settings.storage}: {settings.n_trials} trials, sampler "
               f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
@@ -91,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(logging.WARNING)  # one line per trial comes from run_trials
     with storage_errors(settings.storage):
         study, created = open_study(settings, pruner)
+        if starts:
+            queued = enqueue_warm_start(study, starts)
+            print(f"warm start: queued {queued} configuration(s) of study {settings.warm_start!r}"
+                  + (f" ({len(starts) - queued} already in this study)" if queued < len(starts) else ""))
     print(("created" if created else "resuming") + f" study {settings.study!r} in {settings.storage} "
           f"({len(data.train_y)} train / {len(data.val_y)} validation images, device {device}"
           + (f", {plan.workers} workers x {plan.threads} thread(s))" if plan.workers > 1 else ")"))
@@ -105,6 +120,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"finished {summary.ran} trial(s) in {summary.seconds:.0f}s")
     _print_summary(study)
     return 0
+
+
+def _read_warm_start(settings: LaunchSettings) -> list[WarmStart]:
+    if settings.warm_start is None:
+        return []
+    source = open_existing_study(settings.warm_start_storage or settings.storage, settings.warm_start)
+    starts, notices = warm_start_configs(source, settings.space, settings.base, settings.warm_start_k)
+    for notice in notices:
+        print(notice)
+    if not starts:
+        raise UserInputError(f"--warm-start {settings.warm_start}: no complete trial of that study fits "
+                             "this space (see the notices above); drop --warm-start or widen the space")
+    return starts
 
 
 def _load_data(settings: LaunchSettings) -> MnistSplits:

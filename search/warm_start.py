@@ -1,0 +1,104 @@
+"""Warm starts: begin a study with the best configurations of an earlier one.
+
+``launch --warm-start OTHER [--warm-start-storage URL] [--warm-start-k K]`` enqueues the
+best K complete trials of study OTHER (any storage: a laptop's SQLite file, a cluster's
+PostgreSQL) as the first trials of this launch, so a search moved to more data or more
+machines does not start over. Each configuration is fitted to the *new* space: a value
+outside a range is clipped to it (a notice says so), a value that is not among a
+categorical's choices skips that configuration (a notice says so); parameters the old
+study did not search take the value its trial trained with. Nothing here writes to the
+source study.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from model.config import TrainConfig
+from search.space import Categorical, FloatRange, IntRange, Param, SearchSpace
+
+__all__ = ["DEFAULT_WARM_START_K", "WarmStart", "enqueue_warm_start", "warm_start_configs"]
+
+DEFAULT_WARM_START_K = 5
+WARM_START_ATTR = "warm_start"  # trial user attr: "STUDY#NUMBER" it was copied from
+
+
+class WarmStart(NamedTuple):
+    params: dict[str, Any]  # in the new space, ready for enqueue_trial
+    origin: str  # "study#number"
+
+
+def warm_start_configs(
+    source: optuna.Study, space: SearchSpace, base: TrainConfig, k: int = DEFAULT_WARM_START_K
+) -> tuple[list[WarmStart], list[str]]:
+    """The best ``k`` complete trials of ``source`` that fit ``space``, and one notice per change.
+
+    A trial's values come from its stored config (all fields, as trained) where it has
+    one, else from its params; a field neither holds takes ``base``'s value.
+    """
+    complete = [t for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.value is not None and math.isfinite(t.value)]
+    maximize = source.direction == optuna.study.StudyDirection.MAXIMIZE
+    complete.sort(key=lambda t: t.value, reverse=maximize)
+    chosen: list[WarmStart] = []
+    notices: list[str] = []
+    seen: set[tuple[tuple[str, Any], ...]] = set()
+    for trial in complete:
+        if len(chosen) == k:
+            break
+        origin = f"{source.study_name}#{trial.number}"
+        fitted = _fit(trial, space, base, origin, notices)
+        if fitted is None:
+            continue
+        key = tuple(sorted(fitted.items()))
+        if key in seen:  # two old configurations that clip to the same new one
+            notices.append(f"warm start: {origin} skipped: the same as a better one once fitted to the space")
+            continue
+        seen.add(key)
+        chosen.append(WarmStart(fitted, origin))
+    return chosen, notices
+
+
+def enqueue_warm_start(study: optuna.Study, starts: list[WarmStart]) -> int:
+    """Enqueue the configurations (each once: a resume with the same flag adds nothing)."""
+    before = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    for start in starts:
+        study.enqueue_trial(start.params, user_attrs={WARM_START_ATTR: start.origin}, skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) - before
+
+
+def _fit(trial: FrozenTrial, space: SearchSpace, base: TrainConfig, origin: str,
+         notices: list[str]) -> dict[str, Any] | None:
+    stored = trial.user_attrs.get("config")
+    values = dict(stored) if isinstance(stored, dict) else {}
+    values.update(trial.params)
+    fitted: dict[str, Any] = {}
+    for name, spec in space.params.items():
+        value = values.get(name, getattr(base, name))
+        if isinstance(spec, Categorical):
+            if value not in spec.choices:
+                notices.append(f"warm start: {origin} skipped: {name}={value!r} is not one of "
+                               f"{list(spec.choices)} in the new space")
+                return None
+            fitted[name] = value
+            continue
+        new = _clip(spec, value)
+        if new != value:
+            notices.append(f"warm start: {origin}: {name}={value!r} clipped to {new!r} (outside the new space)")
+        fitted[name] = new
+    return fitted
+
+
+def _clip(spec: Param, value: Any) -> Any:
+    assert isinstance(spec, (FloatRange, IntRange))
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return spec.low  # not a number at all: the range's low end, with a notice
+    clipped = min(max(value, spec.low), spec.high)
+    if spec.step:
+        steps = round((clipped - spec.low) / spec.step)
+        clipped = min(spec.low + steps * spec.step, spec.high)
+    return int(round(clipped)) if isinstance(spec, IntRange) else float(clipped)
