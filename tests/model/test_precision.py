@@ -141,7 +141,7 @@ def test_the_autocast_idiom_trains_the_classifier(cell: str) -> None:
     assert losses[-1] < 0.5 * losses[0]  # it learns the fixed batch
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.cuda  # skipped without a GPU: the one skip CI allows (tests/skip_policy.py)
 def test_cuda_bf16_close_to_fp32() -> None:
     cell, x, weight = _lstm_case(seed=5)
     cell, x, weight = cell.cuda(), x.cuda(), weight.cuda()
