@@ -249,3 +249,21 @@ def test_the_creator_writes_its_marker_and_a_second_opener_passes_the_check(tmp_
     _, made = create_or_resume("s", storage, make_sampler("tpe", 0), make_pruner("none", 1), space,
                                PRESETS["v1"], {"seed": 0}, differences=lambda stored: [])
     assert not made
+
+
+def test_a_ctrl_c_swallowed_mid_trial_still_stops_the_run(tmp_path: Path) -> None:
+    # Python drops a KeyboardInterrupt raised inside a garbage-collector callback; a worker
+    # once ran on after its parent's SIGINT that way. The run must stop after the trial.
+    import signal
+
+    def objective(trial: optuna.Trial) -> float:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # swallowed, as in a finalizer
+        return 0.5
+
+    study = _study(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(study, objective, n_trials=50, progress=False)
+    assert [t.state for t in study.trials] == [TS.COMPLETE]
