@@ -73,8 +73,11 @@ def run_trials(
     write = echo or bar.write
 
     failures: list[FrozenTrial] = []  # the current run of consecutive FAIL trials
+    interrupt = _Interrupt()
 
     def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+        if interrupt.pressed:  # a Ctrl-C that was swallowed mid-trial: stop now it is recorded
+            raise KeyboardInterrupt
         bar.n = min(finished_trials(study), n_trials)
         best = best_trial(study)
         if best is not None:
@@ -95,7 +98,7 @@ def run_trials(
 
     try:
         if before < n_trials:
-            with _one_interrupt(write):
+            with _one_interrupt(write) as interrupt:
                 optimize(timeout=timeout, callbacks=[MaxTrialsCallback(n_trials, states=FINISHED), on_trial])
                 if finished_trials(study) >= n_trials:
                     _rerun_orphans(study, lambda n: optimize(n_trials=n, callbacks=[on_trial]))
@@ -173,29 +176,37 @@ class _Recorded:
         return value
 
 
-@contextmanager
-def _one_interrupt(write: Callable[[str], None]) -> Iterator[None]:
-    """The first Ctrl-C interrupts the trial; further ones are ignored while the trial is
-    recorded, so a double press cannot leave it RUNNING. (A hung database still yields to
-    SIGKILL/SIGTERM, and the heartbeat then fails the trial.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Interrupt:
     pressed = False
 
+
+@contextmanager
+def _one_interrupt(write: Callable[[str], None]) -> Iterator[_Interrupt]:
+    """The first Ctrl-C interrupts the trial; further ones are ignored while the trial is
+    recorded, so a double press cannot leave it RUNNING. (A hung database still yields to
+    SIGKILL/SIGTERM, and the heartbeat then fails the trial.)
+
+    The KeyboardInterrupt raised here can land in a garbage-collector callback, where
+    Python prints and drops it (seen: a worker ran on after the parent's SIGINT), so
+    ``pressed`` stays set and the caller raises again once the trial is recorded.
+    """
+    state = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
     def handler(signum: int, frame: object) -> None:
-        nonlocal pressed
-        if pressed:
+        if state.pressed:
             write("still recording the interrupted trial; stopping in a moment")
             return
-        pressed = True
+        state.pressed = True
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, handler)
     optimize_log = logging.getLogger("optuna.study._optimize")
     optimize_log.addFilter(_no_interrupt_traceback)
     try:
-        yield
+        yield state
     finally:
         signal.signal(signal.SIGINT, previous)
         optimize_log.removeFilter(_no_interrupt_traceback)

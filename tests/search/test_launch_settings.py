@@ -272,3 +272,21 @@ def test_prune_by_progress_is_stored_used_and_fixed_per_study(
     assert isinstance(pruner, optuna.pruners.NopPruner)  # launch_args asks for --pruner none
     hb = settings_of([*argv, "--pruner", "hyperband"]).make_pruner()
     assert hb._max_resource == 100  # counts in percent of each trial's epochs
+
+
+def test_a_ctrl_c_swallowed_mid_trial_still_stops_the_run(tmp_path: Path) -> None:
+    # Python drops a KeyboardInterrupt raised inside a garbage-collector callback; a worker
+    # once ran on after its parent's SIGINT that way. The run must stop after the trial.
+    import signal
+
+    def objective(trial: optuna.Trial) -> float:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # swallowed, as in a finalizer
+        return 0.5
+
+    study = _study(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(study, objective, n_trials=50, progress=False)
+    assert [t.state for t in study.trials] == [TS.COMPLETE]
