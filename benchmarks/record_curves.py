@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
 
-from model.config import config_fields  # noqa: E402
+from model.config import TrainConfig, config_fields  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
 DB = DATA / "curves.db"
@@ -60,7 +60,8 @@ def export(storage: str, out: Path = CSV) -> pd.DataFrame:
     study = optuna.load_study(study_name=STUDY, storage=storage)
     rows = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        cfg = t.user_attrs["config"]
+        # Fields added to TrainConfig after a trial ran take their defaults (what it trained with).
+        cfg = TrainConfig.from_dict(t.user_attrs["config"]).to_dict()
         curves = {
             "val_acc": [t.intermediate_values[e] for e in sorted(t.intermediate_values)],
             "val_loss": t.user_attrs.get("val_loss", []),

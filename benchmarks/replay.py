@@ -47,16 +47,20 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
 
-from benchmarks._common import banner  # noqa: E402
+from benchmarks._common import banner, train_flop_per_sample  # noqa: E402
 from model.config import TrainConfig, config_fields  # noqa: E402
-from search.pruning import make_pruner, reported_step, rung_epochs  # noqa: E402
+from search.pruning import (  # noqa: E402
+    DEFAULT_PRUNE_BY, DEFAULT_PRUNER, make_pruner, reported_step, rung_epochs,
+)
 from search.space import Categorical, SearchSpace, load_space  # noqa: E402
-from search.study import make_sampler  # noqa: E402
+from search.study import DEFAULT_SAMPLER, make_sampler  # noqa: E402
 
 TABLE = ROOT / "benchmarks" / "data" / "curves.csv"
-DEFAULT_STRATEGY = "tpe/hyperband-progress"
+# What `lstm-search launch` does with no options, spelled sampler/pruner[-progress].
+DEFAULT_STRATEGY = f"{DEFAULT_SAMPLER}/{DEFAULT_PRUNER}" + ("-progress" if DEFAULT_PRUNE_BY == "progress" else "")
 BASELINE_STRATEGY = "random/none"
-STRATEGIES = ("random/none", "tpe/none", "random/hyperband", "tpe/hyperband", DEFAULT_STRATEGY)
+STRATEGIES = tuple(dict.fromkeys(("random/none", "tpe/none", "random/hyperband", "tpe/hyperband",
+                                  "tpe/hyperband-progress", DEFAULT_STRATEGY)))
 BUDGET_FRACTIONS = (0.25, 0.5, 1.0)
 
 
@@ -78,18 +82,22 @@ class Table(NamedTuple):
 
 def load_table(path: Path = TABLE) -> Table:
     frame = pd.read_csv(path).sort_values(["trial", "epoch"])
-    configs, acc, secs, baseline = [], [], [], None
+    configs, acc, measured, baseline = [], [], [], None
     for i, (_, rows) in enumerate(frame.groupby("trial", sort=True)):
         first = rows.iloc[0]
         cfg = {k: first[k] for k in config_fields()}
         configs.append({k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()})
         acc.append(rows["val_acc"].to_numpy(dtype=float))
-        # Epoch times were taken on a shared machine; a trial's median epoch time, repeated,
-        # keeps its cost (set by hidden and batch size) and drops one-off stalls.
-        sec = rows["epoch_seconds"].to_numpy(dtype=float)
-        secs.append(np.full(len(sec), float(np.median(sec))))
+        measured.append(float(rows["epoch_seconds"].median()))
         if bool(first.get("baseline", False)):
             baseline = i
+    # Epoch times were taken on a shared, loaded machine (one H=193 trial measured 4x the
+    # seconds per epoch of an H=156 one). The clock uses a cost model instead: an epoch
+    # costs k x the matmul FLOP of one sample at that hidden size, k the median measured
+    # ratio over the table; batch size's smaller effect on speed is left out.
+    flop = np.array([train_flop_per_sample(int(c["hidden_size"])) for c in configs])
+    k = float(np.median(np.array(measured) / flop))
+    secs = [np.full(len(a), k * f) for a, f in zip(acc, flop)]
     return Table(configs, acc, secs, baseline)
 
 
@@ -294,8 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n(replays took {time.perf_counter() - start:.0f} s; ttt = time to target in minutes of "
           "table time; regret in percentage points of validation accuracy, median over seeds)")
     median = {row["strategy"]: row["ttt median min"] for row in rows}
-    default = args.strategies[-1] if DEFAULT_STRATEGY not in median else DEFAULT_STRATEGY
+    default = DEFAULT_STRATEGY if DEFAULT_STRATEGY in median else args.strategies[-1]
     if BASELINE_STRATEGY in median:
+        print(f"(speedup = median time to target of {BASELINE_STRATEGY} / that of {default})")
         ratio = median[BASELINE_STRATEGY] / median[default]
         print(f"speedup {ratio:.2f}")
     return 0

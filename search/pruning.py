@@ -24,6 +24,8 @@ import optuna
 from model.errors import UserInputError
 
 __all__ = [
+    "DEFAULT_PRUNER",
+    "DEFAULT_PRUNE_BY",
     "FIRST_PROGRESS",
     "PRUNE_BY",
     "FIRST_RUNG",
@@ -36,6 +38,9 @@ __all__ = [
 
 PRUNERS = ("hyperband", "sha", "median", "none")
 PRUNE_BY = ("epoch", "progress")  # what a pruner's step counts (see the module docstring)
+# The launch's defaults (benchmarks/replay.py replays exactly these as "the default strategy").
+DEFAULT_PRUNER = "hyperband"
+DEFAULT_PRUNE_BY = "epoch"
 REDUCTION = 3  # Hyperband / successive halving keep the best third at each rung
 
 # No trial is judged before this epoch (or before the space's shortest trial ends, if

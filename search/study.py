@@ -26,6 +26,7 @@ from search.pruning import FIRST_RUNG, PRUNERS, make_pruner  # re-exported: one 
 from search.space import SearchSpace
 
 __all__ = [
+    "DEFAULT_SAMPLER",
     "DEFAULT_STORAGE",
     "FIRST_RUNG",
     "PRUNERS",
@@ -50,6 +51,7 @@ __all__ = [
 
 DEFAULT_STORAGE = "sqlite:///studies.db"
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
+DEFAULT_SAMPLER = "tpe"  # the launch's default (replayed by benchmarks/replay.py)
 HEARTBEAT_SECONDS = 10  # a killed worker's trial is failed and retried ~2x this later
 GRACE_SECONDS = 2 * HEARTBEAT_SECONDS
 _SCHEMA_ATTEMPTS = 5

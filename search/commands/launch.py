@@ -14,12 +14,12 @@ from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg
 from search.commands._existing import open_existing_storage, open_existing_study
-from search.pruning import PRUNE_BY
+from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY
 from search.runner import format_params
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES
 from search.study import (
-    PRUNERS, SAMPLERS, best_trial, create_or_resume, load_existing_study, make_sampler,
+    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, best_trial, create_or_resume, load_existing_study, make_sampler,
     open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
 )
 from search.warm_start import DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, warm_start_configs
@@ -44,9 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_artifacts_arg(p)
     p.add_argument("--space", default="default",
                    help=f"search space: a TOML file or a built-in name ({', '.join(BUILTIN_SPACES)})")
-    p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler")
-    p.add_argument("--pruner", choices=PRUNERS, default="hyperband", help="pruner over epochs")
-    p.add_argument("--prune-by", choices=PRUNE_BY, default="epoch",
+    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER, help="Optuna sampler")
+    p.add_argument("--pruner", choices=PRUNERS, default=DEFAULT_PRUNER, help="pruner over epochs")
+    p.add_argument("--prune-by", choices=PRUNE_BY, default=DEFAULT_PRUNE_BY,
                    help="what the pruner compares trials at: the same epoch, or the same percentage of "
                    "each trial's own epochs (the same point of its LR schedule); fixed per study")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and every trial's init")
