@@ -171,15 +171,16 @@ def test_publish_report_rejects_missing_or_empty_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_launch_puts_best_checkpoints_beside_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_launch_puts_best_checkpoints_beside_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_mnist: Path
+) -> None:
     from search.cli import main
 
-    if not os.environ.get("LSTM_SEARCH_DATA"):
-        pytest.skip("needs MNIST: set LSTM_SEARCH_DATA (CI does)")
     url = f"sqlite:///{tmp_path / 'runs' / 'studies.db'}"
     (tmp_path / "runs").mkdir()
     rc = main(["launch", "--study", "ckpt", "--storage", url, "--space", "quick", "--n-trials", "2",
-               "--subset", "200", "--val-size", "100", "--threads", "1", "--no-progress", "--pruner", "none"])
+               "--subset", "200", "--val-size", "100", "--threads", "1", "--no-progress", "--pruner", "none",
+               "--data-root", str(fake_mnist)])
     assert rc == 0, capsys.readouterr().err
     study = optuna.load_study(study_name="ckpt", storage=url)
     store = open_artifact_store(url)
