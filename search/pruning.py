@@ -33,6 +33,7 @@ __all__ = [
     "REDUCTION",
     "make_pruner",
     "reported_step",
+    "reports_progress",
     "rung_epochs",
 ]
 
@@ -63,6 +64,12 @@ def reported_step(epoch: int, epochs: int) -> int:
     return math.ceil(PROGRESS_STEPS * epoch / epochs)
 
 
+def reports_progress(study: optuna.Study) -> bool:
+    """Whether the study's trials report at % of their epochs (launched with --prune-by
+    progress), so that readers label the steps as percentages, not epochs."""
+    return study.user_attrs.get("prune_by") == "progress"
+
+
 def rung_epochs(min_epochs: int, max_epochs: int) -> list[int]:
     """The epochs at which the epoch-based Hyperband / SHA pruner judges trials."""
     first = max(1, min(FIRST_RUNG, min_epochs, max_epochs))
@@ -74,14 +81,22 @@ def rung_epochs(min_epochs: int, max_epochs: int) -> list[int]:
 
 
 def make_pruner(
-    name: str, max_epochs: int, min_epochs: int = 1, progress: bool = False
+    name: str, max_epochs: int, min_epochs: int = 1, progress: bool = False, first: int | None = None
 ) -> optuna.pruners.BasePruner:
     """A pruner over epochs (max_epochs / min_epochs: the longest / shortest trial the space
-    allows) or, with ``progress``, over the percentage of each trial's epochs done."""
+    allows) or, with ``progress``, over the percentage of each trial's epochs done.
+
+    ``first`` moves the first rung (an epoch, or a percentage with ``progress``) from the
+    default FIRST_RUNG / FIRST_PROGRESS; benchmarks/replay.py uses it to compare rungs."""
+    if first is not None and first < 1:
+        raise ValueError(f"first rung {first} must be >= 1")
     if progress:
-        first, top = FIRST_PROGRESS, PROGRESS_STEPS
+        first, top = (FIRST_PROGRESS if first is None else first), PROGRESS_STEPS
     else:
-        first, top = max(1, min(FIRST_RUNG, min_epochs, max_epochs)), max_epochs
+        first = FIRST_RUNG if first is None else first
+        first, top = max(1, min(first, min_epochs, max_epochs)), max_epochs
+    if not 1 <= first <= top:
+        raise ValueError(f"first rung {first} outside 1..{top}")
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=top, reduction_factor=REDUCTION)
     if name == "sha":

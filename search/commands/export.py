@@ -2,7 +2,8 @@
 
 One row per trial: number, state, value (validation accuracy), start/end, duration in
 seconds, the sampled params (``params_*``), validation accuracy per epoch
-(``val_acc_epoch_N``, from the intermediate values) and the user attrs (``user_attrs_*``:
+(``val_acc_epoch_N``, from the intermediate values; ``val_acc_pct_N`` after N% of the
+trial's epochs in a study launched with ``--prune-by progress``) and the user attrs (``user_attrs_*``:
 config, per-epoch curves, timings). Lists and dicts stay nested in JSON and are written
 as JSON text in CSV cells, so both files load back without guessing.
 """
@@ -24,6 +25,7 @@ from model.errors import UserInputError
 from search.commands._common import HELP_FORMAT, add_storage_arg
 from search.commands._existing import open_existing_study
 from search.commands._paths import check_output_file, safe_name
+from search.pruning import reports_progress
 
 __all__ = ["FORMATS", "register", "run", "trials_table", "write_table"]
 
@@ -70,7 +72,8 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     df = study.trials_dataframe(attrs=_ATTRS)
     if df.empty:
         return pd.DataFrame(columns=["number", "state", "value"])
-    df = df.rename(columns=lambda c: re.sub(r"^intermediate_values_(\d+)$", r"val_acc_epoch_\1", c))
+    unit = "pct" if reports_progress(study) else "epoch"
+    df = df.rename(columns=lambda c: re.sub(r"^intermediate_values_(\d+)$", rf"val_acc_{unit}_\1", c))
     df["duration"] = df["duration"].dt.total_seconds()
     for col in ("datetime_start", "datetime_complete"):
         df[col] = df[col].map(lambda t: t.isoformat() if isinstance(t, pd.Timestamp) else None)

@@ -19,6 +19,7 @@ import optuna  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from model.data import MNIST_MEAN, MNIST_STD  # noqa: E402
+from search.pruning import reports_progress  # noqa: E402
 from search.report.retrain import FinalRun  # noqa: E402
 from search.report.tables import CellResult  # noqa: E402
 
@@ -168,7 +169,8 @@ def intermediate_error_figure(study: optuna.Study, path: Path) -> Path:
             ax.plot(steps, err, "-", color="tab:blue", alpha=0.55, lw=1)
     ax.plot([], [], "-", color="tab:blue", label="complete")
     ax.plot([], [], "-", color="tab:gray", label="pruned")
-    ax.set(xlabel="epoch", ylabel="validation error (1 - accuracy), log scale", yscale="log",
+    xlabel = "% of the trial's epochs done" if reports_progress(study) else "epoch"
+    ax.set(xlabel=xlabel, ylabel="validation error (1 - accuracy), log scale", yscale="log",
            title="Validation error per epoch of every trial (pruned trials stop early)")
     _error_ticks(ax, err_all)
     ax.grid(alpha=0.3)

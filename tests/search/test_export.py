@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 from tests.search.dash_study import BEST_NUMBER, STUDY, TRIALS, SmallStudy, make_small_study
@@ -107,3 +108,22 @@ def test_int_param_stays_int_when_some_trials_lack_it(tmp_path: Path, capsys: py
     records = json.loads(capsys.readouterr().out)
     assert [r["params_epochs"] for r in records] == [None, 6]
     assert isinstance(records[1]["params_epochs"], int) and isinstance(records[1]["params_grad_clip"], float)
+
+
+def test_progress_studies_name_steps_as_percentages(tmp_path: Path) -> None:
+    """A study launched with --prune-by progress reports at % of each trial's epochs, so
+    its columns say pct, not epoch (step 50 is half-way, not epoch 50)."""
+    from search.commands.export import trials_table
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    for prune_by, column in (("progress", "val_acc_pct_50"), ("epoch", "val_acc_epoch_50")):
+        study = optuna.create_study(study_name=prune_by, storage=url, direction="maximize")
+        study.set_user_attr("prune_by", prune_by)
+        trial = study.ask()
+        trial.report(0.9, 50)
+        trial.report(0.95, 100)
+        study.tell(trial, 0.95)
+        table = trials_table(study)
+        assert table.loc[0, column] == 0.9
+        assert not [c for c in table.columns if c.startswith("val_acc_") and c != column
+                    and not c.endswith("_100")]
