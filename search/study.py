@@ -35,6 +35,7 @@ __all__ = [
     "StudyError",
     "best_trial",
     "check_ours",
+    "check_resumable",
     "create_or_resume",
     "existing_trial_count",
     "finished_trials",
@@ -246,12 +247,19 @@ def create_or_resume(
         study.set_user_attr(PROJECT_MARKER, 1)
         name_objective(study)
         return study, created
+    check_resumable(study, differences)
+    return study, created
+
+
+def check_resumable(study: optuna.Study, differences: Callable[[dict[str, Any]], list[str]] | None) -> None:
+    """Refuse to resume a study that is not ours or whose stored settings ``differences``
+    finds at odds with this launch (StudyError naming each difference)."""
     check_ours(study)
     diffs = differences(study.user_attrs) if differences is not None else []
     if diffs:
-        raise StudyError(f"study {name!r} was created with other settings, so its trials would not be "
-                         f"comparable: {'; '.join(diffs)}; launch with the study's settings or pick a new --study name")
-    return study, created
+        raise StudyError(f"study {study.study_name!r} was created with other settings, so its trials would "
+                         f"not be comparable: {'; '.join(diffs)}; launch with the study's settings or pick a "
+                         "new --study name")
 
 
 def check_ours(study: optuna.Study) -> None:

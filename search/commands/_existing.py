@@ -18,7 +18,11 @@ from sqlalchemy.exc import ArgumentError
 
 from search.study import StudyError, load_existing_study, open_storage
 
-__all__ = ["open_existing_storage", "open_existing_study"]
+__all__ = ["MissingStorageError", "open_existing_storage", "open_existing_study"]
+
+
+class MissingStorageError(StudyError):
+    """The SQLite file a reader was pointed at does not exist."""
 
 
 def open_existing_storage(url: str, heartbeat: bool = False) -> optuna.storages.RDBStorage:
@@ -31,7 +35,7 @@ def open_existing_storage(url: str, heartbeat: bool = False) -> optuna.storages.
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
             if not Path(db).is_file():
-                raise StudyError(f"no SQLite study database at {db} (run `lstm-search launch` first, "
+                raise MissingStorageError(f"no SQLite study database at {db} (run `lstm-search launch` first, "
                                  "or pass --storage)")
             _check_sqlite_intact(Path(db))
     return open_storage(url, heartbeat=heartbeat)

@@ -13,14 +13,14 @@ from model.device import resolve_device
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg
-from search.commands._existing import open_existing_storage, open_existing_study
+from search.commands._existing import MissingStorageError, open_existing_storage, open_existing_study
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY
 from search.runner import format_params
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES
 from search.study import (
-    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, best_trial, create_or_resume, load_existing_study, make_sampler,
-    open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
+    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, best_trial, check_resumable, create_or_resume,
+    load_existing_study, make_sampler, open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
 )
 from search.warm_start import DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, warm_start_configs
 from search.workers import plan_workers, run_worker, run_workers
@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
               f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
               f"{plan.workers} worker(s) x {plan.threads} thread(s)")
         print("space (" + space.source + "):\n  " + "\n  ".join(space.describe()))
+        print(_dry_run_study(settings))
         _load_data(settings)
         print("data: ok; dry run, nothing written")
         return 0
@@ -120,6 +121,28 @@ def run(args: argparse.Namespace) -> int:
     print(f"finished {summary.ran} trial(s) in {summary.seconds:.0f}s")
     _print_summary(study)
     return 0
+
+
+def _dry_run_study(settings: LaunchSettings) -> str:
+    """What the launch would do with the study, checked as the real launch checks it
+    (one of ours, same defining settings), reading only: a missing SQLite file is not made."""
+    try:
+        storage = open_existing_storage(settings.storage)
+    except MissingStorageError:
+        if settings.resume:
+            raise
+        return "study: new (the storage does not exist yet; the launch creates it)"
+    with storage_errors(settings.storage):
+        try:
+            storage.get_study_id_from_name(settings.study)
+        except KeyError:
+            if settings.resume:
+                load_existing_study(settings.study, storage)  # words the unknown-name error
+            return "study: new (the launch creates it and runs the V1 baseline first)"
+        study = optuna.load_study(study_name=settings.study, storage=storage)
+        check_resumable(study, lambda stored: settings_differences(stored, settings))
+        done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    return f"study: resumes (holds {done} finished trials; same settings)"
 
 
 def _read_warm_start(settings: LaunchSettings) -> list[WarmStart]:

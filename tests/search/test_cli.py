@@ -90,6 +90,27 @@ def test_dry_run_writes_nothing(launch_args: list[str], tmp_path: Path, capsys) 
     assert not (tmp_path / "studies.db").exists()
 
 
+def test_dry_run_checks_an_existing_study_like_the_launch(launch_args: list[str], tmp_path: Path, capsys) -> None:
+    """A dry run reads the study it would resume and refuses what the launch would refuse
+    (other defining settings), without writing to it."""
+    db = tmp_path / "studies.db"
+    assert main([*launch_args, "--n-trials", "1"]) == 0
+    before = db.read_bytes()
+    capsys.readouterr()
+    assert main([*launch_args, "--n-trials", "3", "--dry-run"]) == 0
+    assert "study: resumes (holds 1 finished trials" in capsys.readouterr().out
+    assert main([*launch_args, "--n-trials", "3", "--seed", "1", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed 1 (the study was created with 0)" in err and err.strip().count("\n") == 0
+    assert db.read_bytes() == before
+
+
+def test_dry_run_resume_needs_the_database(launch_args: list[str], tmp_path: Path, capsys) -> None:
+    assert main([*launch_args, "--n-trials", "3", "--dry-run", "--resume"]) == 2
+    assert "no SQLite study database" in capsys.readouterr().err
+    assert not (tmp_path / "studies.db").exists()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
