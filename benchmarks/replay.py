@@ -140,6 +140,21 @@ class NearestTable:
         return int(np.argmin(d))
 
 
+def parse_strategy(strategy: str) -> tuple[str, str, bool, int | None]:
+    """"sampler/pruner[-progress][@first]" -> (sampler, pruner, by progress, first rung).
+
+    "tpe/hyperband" is the launch's `--sampler tpe --pruner hyperband`; "-progress" is
+    `--prune-by progress`; "@N" moves the first rung to epoch N (or N% with -progress).
+    """
+    try:
+        sampler, pruner = strategy.split("/")
+    except ValueError:
+        raise SystemExit(f"replay.py: strategy {strategy!r} is not sampler/pruner, e.g. tpe/hyperband") from None
+    pruner, _, first = pruner.partition("@")
+    progress = pruner.endswith("-progress")
+    return sampler, pruner.removesuffix("-progress"), progress, int(first) if first else None
+
+
 @dataclass
 class RunResult:
     time_to_target: float  # simulated seconds; inf if never reached
@@ -153,12 +168,10 @@ def replay_once(
     strategy: str, seed: int, table: Table, space: SearchSpace, workers: int, budget: float,
     target: float, budgets: Sequence[float], top5: float,
 ) -> RunResult:
-    sampler_name, pruner_name = strategy.split("/")
-    progress = pruner_name.endswith("-progress")
-    base_pruner = pruner_name.removesuffix("-progress")
+    sampler_name, base_pruner, progress, first = parse_strategy(strategy)
     epochs = [len(c) for c in table.val_acc]
     max_epochs, min_epochs = max(epochs), min(epochs)
-    pruner = make_pruner(base_pruner, max_epochs, min_epochs, progress=progress)
+    pruner = make_pruner(base_pruner, max_epochs, min_epochs, progress=progress, first=first)
     study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler_name, seed), pruner=pruner)
     nearest = NearestTable(table, space)
     best_acc = float(table.final.max())
@@ -226,7 +239,7 @@ def rung_correlations(table: Table) -> pd.DataFrame:
     for key in ("schedule", "shift"):
         groups += [(key, v) for v in sorted({c[key] for c in table.configs})]
     rungs = [("epoch", r) for r in rung_epochs(min(epochs), max(epochs))]
-    rungs += [("progress", p) for p in (25, 50)]
+    rungs += [("progress", p) for p in (25, 33, 50)]
     for kind, r in rungs:
         for key, v in groups:
             pairs = []

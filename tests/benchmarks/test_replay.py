@@ -125,3 +125,14 @@ def test_table_columns_match_record_curves() -> None:
     from benchmarks.record_curves import CURVE_COLUMNS
 
     assert not set(CURVE_COLUMNS) & set(config_fields())  # one column, one meaning
+
+
+@pytest.mark.parametrize(("text", "parsed"), [
+    ("tpe/hyperband", ("tpe", "hyperband", False, None)),
+    ("random/none", ("random", "none", False, None)),
+    ("tpe/hyperband-progress", ("tpe", "hyperband", True, None)),
+    ("tpe/sha-progress@50", ("tpe", "sha", True, 50)),
+    ("tpe/median@9", ("tpe", "median", False, 9)),
+])
+def test_strategy_names(text: str, parsed: tuple) -> None:
+    assert replay.parse_strategy(text) == parsed

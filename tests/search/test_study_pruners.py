@@ -62,3 +62,16 @@ def test_space_epoch_bounds() -> None:
     chosen = parse_space("[epochs]\nchoices = [4, 9]\n" + lr)
     assert (chosen.min_epochs(base), chosen.max_epochs(base)) == (4, 9)
     assert parse_space(lr).min_epochs(base) == base.epochs
+
+
+@pytest.mark.parametrize("name", ["hyperband", "sha", "median"])
+def test_first_rung_can_be_moved(name: str) -> None:
+    # benchmarks/replay.py compares first rungs through this argument.
+    steps = _pruned_steps(make_pruner(name, max_epochs=30, min_epochs=12, first=9), 30)
+    assert steps and min(steps) == 9, steps
+
+
+@pytest.mark.parametrize(("first", "progress"), [(0, False), (0, True), (101, True)])
+def test_first_rung_outside_the_trial_is_refused(first: int, progress: bool) -> None:
+    with pytest.raises(ValueError, match="first rung"):
+        make_pruner("hyperband", max_epochs=30, min_epochs=12, progress=progress, first=first)
