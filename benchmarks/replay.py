@@ -19,8 +19,9 @@ The price is that the search runs over the recorded set, like LCBench's tabular 
     python benchmarks/replay.py --seeds 50 --strategies random/none tpe/hyperband tpe/hyperband-progress
 
 Prints, per strategy: the median and spread (25-75%) of the time to reach the table's
-top-1% validation accuracy, the final regret at several budgets, and how often a trial
-mapped to a top-5% configuration was pruned; per rung, the Spearman rank correlation
+top-1% validation accuracy (and the median time to its top 5%: the top-1% target is one
+configuration whose lead is often inside the validation noise), the final regret at
+several budgets, and how often a trial mapped to a top-5% configuration was pruned; per rung, the Spearman rank correlation
 between the rung's value and the final value, split by LR schedule and shift. The last
 line is `speedup X`: median time-to-target of random/none over that of the default
 strategy.
@@ -158,6 +159,7 @@ def parse_strategy(strategy: str) -> tuple[str, str, bool, int | None]:
 @dataclass
 class RunResult:
     time_to_target: float  # simulated seconds; inf if never reached
+    time_to_top5: float  # the same for the looser top-5% target
     regret: list[float]  # at each budget
     top_started: int  # trials mapped to a top-5% configuration
     top_pruned: int  # ... and pruned
@@ -182,7 +184,7 @@ def replay_once(
     clock = [0.0] * workers
     best_by_time: list[tuple[float, float]] = []  # (time, value) of each complete trial
     started = pruned_top = 0
-    first_hit = math.inf
+    first_hit = first_top5 = math.inf
     while min(clock) < budget:
         w = int(np.argmin(clock))
         trial = study.ask()
@@ -216,12 +218,14 @@ def replay_once(
             best_by_time.append((t, value))
             if value >= target:
                 first_hit = min(first_hit, t)
+            if value >= top5:
+                first_top5 = min(first_top5, t)
         clock[w] = t
     regret = []
     for b in budgets:
         values = [v for when, v in best_by_time if when <= b]
         regret.append(best_acc - max(values) if values else best_acc)
-    return RunResult(first_hit, regret, started, pruned_top, len(study.trials))
+    return RunResult(first_hit, first_top5, regret, started, pruned_top, len(study.trials))
 
 
 def _worker(job: tuple[Any, ...]) -> tuple[str, int, RunResult]:
@@ -263,7 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), help="sampler/pruner pairs")
     p.add_argument("--seeds", type=int, default=20, help="replays per strategy")
     p.add_argument("--workers", type=int, default=2, help="simulated parallel workers (the service's default here)")
-    p.add_argument("--budget-factor", type=float, default=1.0,
+    # 2x: at 1x a plain random sweep reaches the top-1% target in only about half of the
+    # seeds (27 configurations), so medians of time to target were censored (infinite).
+    p.add_argument("--budget-factor", type=float, default=2.0,
                    help="budget = this x the time to train every recorded configuration once, over the workers")
     p.add_argument("--jobs", type=int, default=2, help="processes running replays")
     args = p.parse_args(argv)
@@ -304,6 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         q25, q50, q75 = (np.quantile(ttt, q, method="inverted_cdf") / 60 for q in (0.25, 0.5, 0.75))
         row = {"strategy": strategy, "reached": f"{np.isfinite(ttt).sum()}/{len(ttt)}",
                "ttt median min": q50, "ttt 25-75%": f"{q25:.0f}-{q75:.0f}"}
+        # The top-1% target is one or two configurations whose lead over the next is often
+        # below the validation set's noise; the top-5% time says whether a strategy gets
+        # among the best at all.
+        row["top5% ttt min"] = np.quantile([r.time_to_top5 for r in rs], 0.5, method="inverted_cdf") / 60
         for f, i in zip(BUDGET_FRACTIONS, range(len(budgets))):
             row[f"regret@{f:g} pp"] = 100 * float(np.median([r.regret[i] for r in rs]))
         started = sum(r.top_started for r in rs)
@@ -315,10 +325,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n(replays took {time.perf_counter() - start:.0f} s; ttt = time to target in minutes of "
           "table time; regret in percentage points of validation accuracy, median over seeds)")
     median = {row["strategy"]: row["ttt median min"] for row in rows}
+    if BASELINE_STRATEGY in median:
+        top5 = {row["strategy"]: row["top5% ttt min"] for row in rows}
+        print("(speedup to the top-5% target, median time of "
+              f"{BASELINE_STRATEGY} / each: " + ", ".join(
+                  f"{name} {top5[BASELINE_STRATEGY] / top5[name]:.2f}" for name in top5 if name != BASELINE_STRATEGY)
+              + ")")
     default = DEFAULT_STRATEGY if DEFAULT_STRATEGY in median else args.strategies[-1]
     if BASELINE_STRATEGY in median:
         print(f"(speedup = median time to target of {BASELINE_STRATEGY} / that of {default})")
-        ratio = median[BASELINE_STRATEGY] / median[default]
+        base, best = median[BASELINE_STRATEGY], median[default]
+        if math.isinf(base) and math.isinf(best):
+            print("(both medians are censored: fewer than half the seeds reached the target; "
+                  "raise --budget-factor)")
+            ratio = math.nan
+        else:
+            ratio = base / best  # inf / finite = inf; finite / inf = 0
         print(f"speedup {ratio:.2f}")
     return 0
 
