@@ -25,7 +25,7 @@ import optuna
 from model.config import TrainConfig
 from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
-from search.pruning import PRUNE_BY, make_pruner
+from search.pruning import DEFAULT_PRUNE_BY, PRUNE_BY, make_pruner
 from search.space import SearchSpace, load_space
 from search.study import SAMPLERS, PRUNERS, SEED_LIMIT
 from search.warm_start import DEFAULT_WARM_START_K
@@ -100,14 +100,16 @@ class LaunchSettings:
         _check_range("--worker-index", args.worker_index, 0, 1_000_000)
         warm_k = getattr(args, "warm_start_k", DEFAULT_WARM_START_K)
         _check_range("--warm-start-k", warm_k, 1, 10_000)
-        if args.sampler not in SAMPLERS or args.pruner not in PRUNERS or args.prune_by not in PRUNE_BY:
+        # None: not given; the launch then keeps a resumed study's own (or the default).
+        prune_by = DEFAULT_PRUNE_BY if args.prune_by is None else args.prune_by
+        if args.sampler not in SAMPLERS or args.pruner not in PRUNERS or prune_by not in PRUNE_BY:
             # argparse checks; library callers too
             raise UserInputError(f"unknown sampler {args.sampler!r}, pruner {args.pruner!r} "
                                  f"or --prune-by {args.prune_by!r}")
         return cls(
             study=args.study, storage=args.storage, artifacts=args.artifacts, n_trials=args.n_trials,
             deadline=deadline, space=load_space(args.space), sampler=args.sampler, pruner=args.pruner,
-            prune_by=args.prune_by,
+            prune_by=prune_by,
             seed=args.seed, data_root=args.data_root, val_size=args.val_size, subset=args.subset,
             device=args.device, precision=args.precision, threads=args.threads, workers=args.workers,
             worker_index=args.worker_index, resume=args.resume, progress=not args.no_progress,

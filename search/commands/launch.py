@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 
 import optuna
@@ -46,9 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"search space: a TOML file or a built-in name ({', '.join(BUILTIN_SPACES)})")
     p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER, help="Optuna sampler")
     p.add_argument("--pruner", choices=PRUNERS, default=DEFAULT_PRUNER, help="pruner over epochs")
-    p.add_argument("--prune-by", choices=PRUNE_BY, default=DEFAULT_PRUNE_BY,
+    p.add_argument("--prune-by", choices=PRUNE_BY, default=None,
                    help="what the pruner compares trials at: the same epoch, or the same percentage of "
-                   "each trial's own epochs (the same point of its LR schedule); fixed per study")
+                   "each trial's own epochs (the same point of its LR schedule); fixed per study "
+                   f"(default: a resumed study's own, else {DEFAULT_PRUNE_BY})")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and every trial's init")
     add_worker_args(p)
     g = p.add_argument_group("warm start (begin with the best configurations of an earlier study)")
@@ -85,6 +87,8 @@ def add_worker_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # Everything is validated before the storage is touched: bad input writes nothing.
     settings = LaunchSettings.from_args(args)
+    if args.prune_by is None:
+        settings = _keep_stored_prune_by(settings)
     space, base = settings.space, settings.base
     pruner = settings.make_pruner()
     device = resolve_device(settings.device)
@@ -121,6 +125,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"finished {summary.ran} trial(s) in {summary.seconds:.0f}s")
     _print_summary(study)
     return 0
+
+
+def _keep_stored_prune_by(settings: LaunchSettings) -> LaunchSettings:
+    """A resumed study keeps the --prune-by it was created with when none is given, so the
+    same command that made a study resumes it after the default changes. Reads only."""
+    try:
+        storage = open_existing_storage(settings.storage)
+    except MissingStorageError:
+        return settings  # a new SQLite file: the default
+    with storage_errors(settings.storage):
+        try:
+            study_id = storage.get_study_id_from_name(settings.study)
+        except KeyError:
+            return settings  # a new study: the default
+        stored = storage.get_study_user_attrs(study_id).get("prune_by")
+    if stored in PRUNE_BY and stored != settings.prune_by:
+        return dataclasses.replace(settings, prune_by=stored)
+    return settings
 
 
 def _dry_run_study(settings: LaunchSettings) -> str:

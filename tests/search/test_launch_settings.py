@@ -16,6 +16,7 @@ from model.config import PRESETS
 from search.cli import build_parser, main
 from search.commands.launch import open_study
 from search.exits import EXIT_TRIALS_FAILING, run_reporting
+from search.pruning import DEFAULT_PRUNE_BY
 from search.runner import TrialsKeepFailing, run_trials
 from search.settings import LaunchSettings, settings_differences
 from search.study import SEED_LIMIT, create_or_resume, make_pruner, make_sampler, open_storage, sampler_seed
@@ -268,6 +269,15 @@ def test_prune_by_progress_is_stored_used_and_fixed_per_study(
     before = snapshot(url)
     one_line_error(capsys, [*argv[:-2], "--prune-by", "epoch", "--n-trials", "3"], "--prune-by epoch")
     assert snapshot(url) == before
+    # A study made with the non-default --prune-by resumes by the same command without the
+    # flag (it keeps its own), so changing the default strands no study.
+    other = "epoch" if DEFAULT_PRUNE_BY == "progress" else "progress"
+    base = [*argv[:-2], "--study", "q"]
+    assert main([*base, "--n-trials", "2", "--prune-by", other]) == 0
+    assert main([*base, "--n-trials", "3"]) == 0
+    q = optuna.load_study(study_name="q", storage=url)
+    assert q.user_attrs["prune_by"] == other
+    assert sum(t.state.is_finished() for t in q.trials) == 3
     pruner = settings_of(argv).make_pruner()
     assert isinstance(pruner, optuna.pruners.NopPruner)  # launch_args asks for --pruner none
     hb = settings_of([*argv, "--pruner", "hyperband"]).make_pruner()
