@@ -83,7 +83,7 @@ def _sha_prunes_slow_starter(progress: bool) -> bool:
 
 def test_progress_steps_judge_each_trial_at_the_same_point_of_its_schedule() -> None:
     assert _sha_prunes_slow_starter(progress=False)  # compared at epoch 3 = 10% of its schedule
-    assert not _sha_prunes_slow_starter(progress=True)  # compared at 25% of each schedule
+    assert not _sha_prunes_slow_starter(progress=True)  # compared at FIRST_PROGRESS% of each schedule
 
 
 def test_nearest_maps_recorded_configs_to_themselves(table: replay.Table) -> None:
