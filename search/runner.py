@@ -226,8 +226,10 @@ def describe_trial(trial: FrozenTrial) -> str:
         result = f"val acc {100 * trial.value:.2f}%"
     elif trial.state == TrialState.PRUNED:
         reason = trial.user_attrs.get("fail_reason")
-        last = trial.last_step
-        result = f"pruned ({reason})" if reason else f"pruned after epoch {last}"
+        # One report per epoch; its step is the epoch or, with --prune-by progress, a percentage.
+        done = len(trial.intermediate_values)
+        total = (trial.user_attrs.get("config") or {}).get("epochs")
+        result = f"pruned ({reason})" if reason else f"pruned after epoch {done}" + (f" of {total}" if total else "")
     else:
         result = trial.state.name.lower()
     return f"trial {trial.number}{tag}: {result}{took} | {format_params(trial.params)}"
