@@ -27,6 +27,7 @@ from search.objective import Objective
 from search.report.retrain import FinalData, run_final
 from search.report.tables import CellResult
 from search.space import SearchSpace
+from search.pruning import DEFAULT_PRUNE_BY
 from search.study import make_pruner, make_sampler
 
 __all__ = [
@@ -68,7 +69,8 @@ def tune_cell(
     over the same ranges. Resumes: trials already finished count towards the budget.
     """
     cell_space = SearchSpace(space.params, {**space.fixed, "cell": cell}, space.source)
-    objective = Objective(cell_space, base.with_overrides(cell=cell), data, torch.device(device))
+    objective = Objective(cell_space, base.with_overrides(cell=cell), data, torch.device(device),
+                          progress_steps=study.user_attrs.get("prune_by") == "progress")
     run_trials(study, objective, trials, progress=False, echo=log)
     best = study.best_trial  # ValueError when no trial completed: the caller words it
     return TrainConfig.from_dict(best.user_attrs["config"]), float(best.value)
@@ -76,10 +78,15 @@ def tune_cell(
 
 def tuning_study(storage: optuna.storages.BaseStorage, name: str, cell: str, space: SearchSpace,
                  base: TrainConfig, seed: int) -> optuna.Study:
-    """The cell's tuning study, created or resumed: TPE and Hyperband as ``launch`` uses."""
-    pruner = make_pruner("hyperband", space.max_epochs(base), space.min_epochs(base))
+    """The cell's tuning study, created or resumed: TPE and Hyperband as ``launch`` uses,
+    compared by ``launch``'s default --prune-by, or by epoch in a study that began before
+    its steps were stored (so a resumed study's steps keep one meaning)."""
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                sampler=make_sampler("tpe", seed), pruner=pruner, load_if_exists=True)
+                                sampler=make_sampler("tpe", seed), load_if_exists=True)
+    prune_by = study.user_attrs.get("prune_by") or ("epoch" if study.trials else DEFAULT_PRUNE_BY)
+    study.set_user_attr("prune_by", prune_by)
+    study.pruner = make_pruner("hyperband", space.max_epochs(base), space.min_epochs(base),
+                               progress=prune_by == "progress")
     if not study.metric_names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
