@@ -30,7 +30,9 @@ def write_table(path: Path, n: int = 40, seed: int = 0) -> Path:
         else:
             cfg = space.suggest(study.ask(), TrainConfig())
         epochs = cfg.epochs
-        final = 0.97 + 0.02 * (epochs - 12) / 18 + 0.002 * rng.random()
+        # Finals 8 points apart: wider than what rounding a progress rung to an epoch end moves
+        # (33-38% of the epochs), as on the recorded table, where the noise is the smaller effect.
+        final = 0.90 + 0.08 * (epochs - 12) / 18 + 0.002 * rng.random()
         for e in range(1, epochs + 1):
             shape = math.sqrt(e / epochs)
             row = {"trial": trial_no, "epoch": e, "baseline": trial_no == 0,
