@@ -60,8 +60,8 @@ def run_seed(seed: int, workdir: Path, keep: Path | None) -> dict[str, float | i
     study = optuna.load_study(study_name="demo", storage=f"sqlite:///{workdir / 'studies.db'}")
     v1_cfg, _ = resolve_baseline(study, "v1")
     v2_cfg, v2_trial = best_config(study)
-    v1 = cached_run(study, cache_key(v1_cfg))
-    v2 = cached_run(study, cache_key(v2_cfg))
+    v1 = cached_run(study, cache_key(v1_cfg, None))
+    v2 = cached_run(study, cache_key(v2_cfg, None))
     if v1 is None or v2 is None:
         raise SystemExit(f"demo_seeds.py: the report of seed {seed} stored no final run; see {log}")
     if keep is not None:
