@@ -10,8 +10,8 @@ wall time of the search and of the report) and the count of seeds where V2 > V1.
     LSTM_SEARCH_DATA=../shared/mnist python benchmarks/demo_seeds.py            # seeds 0 1 2
     LSTM_SEARCH_DATA=../shared/mnist python benchmarks/demo_seeds.py --seeds 3 4
 
-The install step of the README's command is not timed here (pip from a local wheel cache
-takes about a minute; see the note printed at the end).
+The install step of the README's command is not timed here: it depends on whether pip
+finds torch in its cache.
 """
 
 from __future__ import annotations
