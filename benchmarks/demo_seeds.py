@@ -45,13 +45,13 @@ def _run(args: list[str], cwd: Path, log: Path) -> float:
         f.write("$ lstm-search " + " ".join(args) + "\n")
         f.flush()
         code = subprocess.call([sys.executable, "-m", "search.cli", *args], cwd=cwd, stdout=f,
-                               stderr=subprocess.STDOUT, env=None)
+                               stderr=subprocess.STDOUT)
     if code != 0:
         raise SystemExit(f"demo_seeds.py: `lstm-search {' '.join(args)}` exited {code}; see {log}")
     return time.perf_counter() - start
 
 
-def run_seed(seed: int, workdir: Path, keep: Path | None) -> dict[str, float | int | bool]:
+def run_seed(seed: int, workdir: Path, keep: Path | None) -> dict[str, float | int]:
     log = (keep or workdir) / f"demo-seed{seed}.log"
     search_s = _run([*LAUNCH, "--seed", str(seed)], workdir, log)
     report_s = _run(REPORT, workdir, log)
@@ -67,7 +67,7 @@ def run_seed(seed: int, workdir: Path, keep: Path | None) -> dict[str, float | i
     if keep is not None:
         shutil.copytree(workdir / "reports" / "demo", keep / f"report-seed{seed}", dirs_exist_ok=True)
     return {"seed": seed, "v1": v1.test_acc, "v2": v2.test_acc, "v2_trial": v2_trial,
-            "v2_is_v1": v2_trial == 0, "search_s": search_s, "report_s": report_s}
+            "search_s": search_s, "report_s": report_s}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -127,18 +127,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keep_stored_prune_by(settings: LaunchSettings) -> LaunchSettings:
-    """A resumed study keeps the --prune-by it was created with when none is given, so the
-    same command that made a study resumes it after the default changes. Reads only."""
+def _stored_study(settings: LaunchSettings) -> tuple[optuna.storages.BaseStorage, int] | None:
+    """The storage and id of the study this launch would resume, read only; None when it
+    would create it (no SQLite file yet, or no study of that name). With --resume the
+    missing file or name is the error the launch itself gives."""
     try:
         storage = open_existing_storage(settings.storage)
     except MissingStorageError:
-        return settings  # a new SQLite file: the default
+        if settings.resume:
+            raise
+        return None
     with storage_errors(settings.storage):
         try:
-            study_id = storage.get_study_id_from_name(settings.study)
+            return storage, storage.get_study_id_from_name(settings.study)
         except KeyError:
-            return settings  # a new study: the default
+            if settings.resume:
+                load_existing_study(settings.study, storage)  # words the unknown-name error
+            return None
+
+
+def _keep_stored_prune_by(settings: LaunchSettings) -> LaunchSettings:
+    """A resumed study keeps the --prune-by it was created with when none is given, so the
+    same command that made a study resumes it after the default changes. Reads only."""
+    found = _stored_study(settings)
+    if found is None:
+        return settings
+    storage, study_id = found
+    with storage_errors(settings.storage):
         stored = storage.get_study_user_attrs(study_id).get("prune_by")
     if stored in PRUNE_BY and stored != settings.prune_by:
         return dataclasses.replace(settings, prune_by=stored)
@@ -148,20 +163,11 @@ def _keep_stored_prune_by(settings: LaunchSettings) -> LaunchSettings:
 def _dry_run_study(settings: LaunchSettings) -> str:
     """What the launch would do with the study, checked as the real launch checks it
     (one of ours, same defining settings), reading only: a missing SQLite file is not made."""
-    try:
-        storage = open_existing_storage(settings.storage)
-    except MissingStorageError:
-        if settings.resume:
-            raise
-        return "study: new (the storage does not exist yet; the launch creates it)"
+    found = _stored_study(settings)
+    if found is None:
+        return "study: new (the launch creates it and runs the V1 baseline first)"
     with storage_errors(settings.storage):
-        try:
-            storage.get_study_id_from_name(settings.study)
-        except KeyError:
-            if settings.resume:
-                load_existing_study(settings.study, storage)  # words the unknown-name error
-            return "study: new (the launch creates it and runs the V1 baseline first)"
-        study = optuna.load_study(study_name=settings.study, storage=storage)
+        study = optuna.load_study(study_name=settings.study, storage=found[0])
         check_resumable(study, lambda stored: settings_differences(stored, settings))
         done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     return f"study: resumes (holds {done} finished trials; same settings)"

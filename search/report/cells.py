@@ -26,8 +26,8 @@ from search.runner import run_trials
 from search.objective import Objective
 from search.report.retrain import FinalData, run_final
 from search.report.tables import CellResult
+from search.pruning import DEFAULT_PRUNE_BY, reports_progress
 from search.space import SearchSpace
-from search.pruning import DEFAULT_PRUNE_BY
 from search.study import make_pruner, make_sampler
 
 __all__ = [
@@ -70,7 +70,7 @@ def tune_cell(
     """
     cell_space = SearchSpace(space.params, {**space.fixed, "cell": cell}, space.source)
     objective = Objective(cell_space, base.with_overrides(cell=cell), data, torch.device(device),
-                          progress_steps=study.user_attrs.get("prune_by") == "progress")
+                          progress_steps=reports_progress(study))
     run_trials(study, objective, trials, progress=False, echo=log)
     best = study.best_trial  # ValueError when no trial completed: the caller words it
     return TrainConfig.from_dict(best.user_attrs["config"]), float(best.value)
