@@ -137,18 +137,33 @@ def sgemm_peak_gflops(device: torch.device, n: int = 1024, repeats: int = 5) -> 
     return matmul_peak_gflops(device, torch.float32, n, repeats)
 
 
-def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
-    """Best GFLOP/s of an n x n matmul in ``dtype`` on this device with the current threads."""
+def onednn_matmul_available(device: torch.device) -> bool:
+    """Whether oneDNN's matmul (mkldnn::_linear_pointwise, what the C++ kernels may use for
+    float32) can be timed here."""
+    return device.type == "cpu" and hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
+
+
+def matmul_peak_gflops(
+    device: torch.device, dtype: torch.dtype, n: int = 1024, repeats: int = 5, onednn: bool = False
+) -> float:
+    """Best GFLOP/s of an n x n matmul in ``dtype`` on this device with the current threads:
+    torch.mm (ATen's BLAS: MKL's sgemm for float32 on x86), or with ``onednn`` oneDNN's."""
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     reps = 4 if device.type == "cpu" else 50
+
+    def product() -> torch.Tensor:
+        if onednn:
+            return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+        return torch.mm(a, b)
+
     best = 0.0
-    torch.mm(a, b)
+    product()
     for _ in range(repeats):
         _sync(device)
         start = time.perf_counter()
         for _ in range(reps):
-            torch.mm(a, b)
+            product()
         _sync(device)
         best = max(best, reps * 2 * n**3 / (time.perf_counter() - start) / 1e9)
     return best

@@ -8,7 +8,8 @@ flags (bf16 speed depends on amx_bf16 / avx512_bf16) and what ``--precision auto
 picks on this machine.
 
 --precision fp32 (default): ours vs nn.LSTM in float32, ratio = ours / nn.LSTM, % of the
-float32 (sgemm) peak. --precision bf16: ours under bf16 autocast vs ours fp32 vs nn.LSTM
+float32 peak (the faster of MKL's sgemm and oneDNN's matmul, both measured; the header
+says which of them the C++ kernels use here). --precision bf16: ours under bf16 autocast vs ours fp32 vs nn.LSTM
 fp32 vs nn.LSTM under bf16 autocast, % of the bf16 matmul peak. --precision auto: the
 table of whichever precision auto resolves to here.
 
@@ -16,6 +17,7 @@ table of whichever precision auto resolves to here.
     PYTHONPATH=. python benchmarks/bench_throughput.py --threads 2
     PYTHONPATH=. python benchmarks/bench_throughput.py --precision bf16 --hidden 128 256 512 --batch 256
     PYTHONPATH=. python benchmarks/bench_throughput.py --packed-gemm   # + ours with MKL packed W
+    PYTHONPATH=. python benchmarks/bench_throughput.py --blas-gemm     # + ours with ATen's BLAS
     PYTHONPATH=. python benchmarks/bench_throughput.py --device cuda   # vs cuDNN
 """
 
@@ -32,6 +34,7 @@ from _common import (
     banner,
     matmul_peak_gflops,
     median,
+    onednn_matmul_available,
     time_train_steps,
     train_flop_per_sample,
 )
@@ -58,6 +61,11 @@ def main() -> None:
         "--packed-gemm", action="store_true",
         help="fp32 table: also time ours with MKL's packed recurrent GEMM (model.lstm_ext.set_packed_gemm)",
     )
+    parser.add_argument(
+        "--blas-gemm", action="store_true",
+        help="fp32 table: also time ours with every product through ATen's BLAS (MKL on x86), "
+        "where the default here is oneDNN's matmul (model.lstm_ext.set_onednn_gemm)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -70,10 +78,12 @@ def main() -> None:
     print(f"# precision auto here: {auto} (probe: a bf16 training step {bf16_speedup(device):.2f}x as fast"
           f" as float32 at H=256, B=64, on {torch.get_num_threads()} thread(s))")
     table = auto if args.precision == "auto" else args.precision
+    print(f"# float32 products of the C++ kernels: {lstm_ext.gemm_backend()}"
+          f"  (LSTM_SEARCH_ONEDNN_GEMM={os.environ.get('LSTM_SEARCH_ONEDNN_GEMM', '')})")
     if args.packed_gemm:
         print(f"# packed GEMM available: {lstm_ext.set_packed_gemm(True)}")
         lstm_ext.set_packed_gemm(False)
-    print(_bf16_header() if table == "bf16" else _fp32_header(args.python_path, args.packed_gemm))
+    print(_bf16_header() if table == "bf16" else _fp32_header(args))
     for hidden in args.hidden:
         for batch in args.batch:
             if table == "bf16":
@@ -83,63 +93,80 @@ def main() -> None:
 
 
 def _runs(hidden: int, batch: int, args: argparse.Namespace, device: torch.device,
-          which: dict[str, tuple[type[torch.nn.Module], str]], packed: frozenset[str] = frozenset()) -> dict[str, float]:
+          which: dict[str, tuple[type[torch.nn.Module], str]]) -> dict[str, float]:
     """Median samples/s of each (model class, precision), interleaved over the repeats;
-    the runs named in ``packed`` use the packed recurrent GEMM, the others not."""
+    the run named "packed" uses MKL's packed recurrent GEMM and "blas" ATen's BLAS for all
+    products, the others the kernels' default here."""
     from model import lstm_ext
 
     torch.manual_seed(0)
     steps = max(2, args.samples // batch)
+    default_onednn = lstm_ext.gemm_backend() == "onednn"
+
+    def select_gemm(name: str) -> None:
+        lstm_ext.set_onednn_gemm(default_onednn and name not in ("packed", "blas"))
+        lstm_ext.set_packed_gemm(name == "packed")
 
     def timed(name: str, cls: type[torch.nn.Module], precision: str) -> Callable[[], float]:
-        lstm_ext.set_packed_gemm(name in packed)  # also during the warm-up steps
+        select_gemm(name)  # also during the warm-up steps
         run = time_train_steps(cls(28, hidden).to(device), batch, steps, device, precision=precision)
 
         def switched() -> float:
-            lstm_ext.set_packed_gemm(name in packed)
+            select_gemm(name)
             return run()
 
         return switched
 
     runs = {name: timed(name, cls, precision) for name, (cls, precision) in which.items()}
     rates: dict[str, list[float]] = {name: [] for name in runs}
-    peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    peaks: dict[str, list[float]] = {"fp32": [], "dnnl": [], "bf16": []}
     for _ in range(args.repeats):
         for name, run in runs.items():
             rates[name].append(run())
         peaks["fp32"].append(matmul_peak_gflops(device, torch.float32, args.peak_n, repeats=2))
+        if onednn_matmul_available(device):
+            peaks["dnnl"].append(matmul_peak_gflops(device, torch.float32, args.peak_n, repeats=2, onednn=True))
         if any(p == "bf16" for _, p in which.values()):
             peaks["bf16"].append(matmul_peak_gflops(device, torch.bfloat16, args.peak_n, repeats=2))
+    select_gemm("ours")
     med = {name: median(v) for name, v in rates.items()}
     med.update({f"peak_{k}": median(v) for k, v in peaks.items() if v})
     return med
 
 
-def _fp32_header(python_path: bool, packed_gemm: bool) -> str:
+def _fp32_header(args: argparse.Namespace) -> str:
     cols = ["H", "B", "ours/s", "nn.LSTM/s", "ratio"]
-    if packed_gemm:
+    if args.blas_gemm:
+        cols += ["blas/s", "blas/nn"]
+    if args.packed_gemm:
         cols += ["packed/s", "packed/nn"]
-    if python_path:
+    if args.python_path:
         cols += ["py-path/s", "py/nn"]
-    cols += ["ours GF/s", "nn GF/s", "sgemm GF/s", "ours %peak", "nn %peak"]
+    cols += ["ours GF/s", "nn GF/s", "sgemm GF/s", "dnnl GF/s", "ours %peak", "nn %peak"]
     return " | ".join(cols)
 
 
 def _fp32_row(hidden: int, batch: int, args: argparse.Namespace, device: torch.device) -> str:
     which = {"ours": (LSTMClassifier, "fp32"), "nn": (NNLSTMClassifier, "fp32")}
+    if args.blas_gemm:
+        which["blas"] = (LSTMClassifier, "fp32")
     if args.packed_gemm:
         which["packed"] = (LSTMClassifier, "fp32")
     if args.python_path:
         which["py"] = (_PythonPathClassifier, "fp32")
-    med = _runs(hidden, batch, args, device, which, packed=frozenset({"packed"}))
-    peak, flop = med["peak_fp32"], train_flop_per_sample(hidden)
+    med = _runs(hidden, batch, args, device, which)
+    dnnl = med.get("peak_dnnl", float("nan"))
+    peak, flop = max(med["peak_fp32"], med.get("peak_dnnl", 0.0)), train_flop_per_sample(hidden)
     row = [f"{hidden}", f"{batch}", f"{med['ours']:.0f}", f"{med['nn']:.0f}", f"{med['ours'] / med['nn']:.2f}"]
+    if args.blas_gemm:
+        row += [f"{med['blas']:.0f}", f"{med['blas'] / med['nn']:.2f}"]
     if args.packed_gemm:
         row += [f"{med['packed']:.0f}", f"{med['packed'] / med['nn']:.2f}"]
     if args.python_path:
         row += [f"{med['py']:.0f}", f"{med['py'] / med['nn']:.2f}"]
     g_ours, g_nn = med["ours"] * flop / 1e9, med["nn"] * flop / 1e9
-    row += [f"{g_ours:.1f}", f"{g_nn:.1f}", f"{peak:.1f}", f"{100 * g_ours / peak:.0f}%", f"{100 * g_nn / peak:.0f}%"]
+    row += [f"{g_ours:.1f}", f"{g_nn:.1f}", f"{med['peak_fp32']:.1f}", f"{dnnl:.1f}",
+            f"{100 * g_ours / peak:.0f}%", f"{100 * g_nn / peak:.0f}%"]
     return " | ".join(row)
 
 

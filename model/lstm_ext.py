@@ -10,6 +10,10 @@ Set ``LSTM_SEARCH_NO_EXT=1`` to skip the extension (benchmarks compare both path
 ``LSTM_SEARCH_PACKED_GEMM=1`` (or ``set_packed_gemm(True)``) makes the float32 recurrent
 products use MKL's packed GEMM (W packed once per sequence instead of once per step);
 off by default until measured faster (``benchmarks/bench_throughput.py --packed-gemm``).
+The float32 products go through oneDNN's matmul instead of MKL's sgemm on x86 CPUs not
+made by Intel, where MKL keeps to its AVX2 kernels (measured on an AMD EPYC: about twice
+the GFLOP/s, benchmarks/RESULTS.md section 1); ``LSTM_SEARCH_ONEDNN_GEMM=1`` or ``=0``
+forces the choice either way, ``gemm_backend()`` says which is in use.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import platform
 import shutil
 import sys
 import threading
@@ -28,7 +33,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["cache_dir", "function", "load", "set_packed_gemm", "unavailable_reason"]
+__all__ = [
+    "cache_dir",
+    "function",
+    "gemm_backend",
+    "load",
+    "set_onednn_gemm",
+    "set_packed_gemm",
+    "unavailable_reason",
+]
 
 _SOURCE = Path(__file__).with_name("csrc") / "lstm.cpp"
 _lock = threading.Lock()
@@ -41,8 +54,13 @@ def _flags() -> tuple[str, list[str]]:
     # conversion inside the exp of the fused forward loop (measured: 2x slower forward).
     flags = ["-O3", "-fno-trapping-math"]
     capability = torch.backends.cpu.get_cpu_capability()
-    if capability in ("AVX2", "AVX512"):
-        # AVX2 + FMA lets gcc vectorise the fused loops; AVX-512 buys little at these sizes.
+    if capability == "AVX512":  # torch's AVX512 level implies F, BW, DQ and VL
+        # 16 lanes for the fused loops: measured 4-8% more samples/s than the AVX2 build at
+        # H=64-256, B=64-128 on an AMD EPYC (benchmarks/RESULTS.md section 1).
+        return "avx512", [*flags, "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma",
+                          "-mprefer-vector-width=512"]
+    if capability == "AVX2":
+        # AVX2 + FMA lets gcc vectorise the fused loops.
         return "avx2", [*flags, "-mavx2", "-mfma"]
     return "base", flags
 
@@ -119,8 +137,48 @@ def load() -> ModuleType | None:
             module = None
         if module is not None and os.environ.get("LSTM_SEARCH_PACKED_GEMM", "") not in ("", "0"):
             module.set_packed_gemm(True)
+        if module is not None:
+            _state["onednn"] = bool(module.set_onednn_gemm(_onednn_wanted()))
         _state["module"] = module
         return module
+
+
+def _cpu_vendor() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _onednn_wanted() -> bool:
+    """oneDNN for the float32 products where MKL is slow: x86 CPUs not made by Intel (MKL
+    dispatches its AVX-512 kernels on Intel's only). Elsewhere MKL, measured at parity with
+    nn.LSTM on Intel machines; ``LSTM_SEARCH_ONEDNN_GEMM`` overrides either way."""
+    setting = os.environ.get("LSTM_SEARCH_ONEDNN_GEMM", "").strip()
+    if setting:
+        return setting != "0"
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    return x86 and _cpu_vendor() not in ("", "GenuineIntel")
+
+
+def set_onednn_gemm(enabled: bool) -> bool:
+    """Route the float32 products through oneDNN's matmul (True) or MKL's sgemm; returns
+    whether oneDNN is now in use (False where the extension or torch's oneDNN is absent)."""
+    module = load()
+    _state["onednn"] = bool(module.set_onednn_gemm(enabled)) if module is not None else False
+    return _state["onednn"]
+
+
+def gemm_backend() -> str:
+    """Which library computes the extension's float32 matrix products: "onednn" or "blas" (ATen's BLAS: MKL on x86 wheels)
+    ("none" without the extension)."""
+    if load() is None:
+        return "none"
+    return "onednn" if _state.get("onednn") else "blas"
 
 
 def set_packed_gemm(enabled: bool) -> bool:

@@ -176,9 +176,12 @@ def test_cuda_uses_pure_torch_path() -> None:
     torch.testing.assert_close(out, _reference(cell, x))
 
 
+@pytest.mark.parametrize("backend", ["onednn", "packed"])
 @pytest.mark.parametrize(("B", "T", "H"), [(5, 28, 16), (1, 1, 3), (64, 4, 128)])
-def test_packed_gemm_matches_the_plain_products(B: int, T: int, H: int) -> None:
-    """MKL's packed recurrent products (opt-in, float32) change no value beyond rounding."""
+def test_other_gemm_backends_match_the_blas_products(backend: str, B: int, T: int, H: int) -> None:
+    """oneDNN's matmul (the default on non-Intel x86) and MKL's packed recurrent products
+    (opt-in) compute the float32 products of ATen's BLAS path: no value changes beyond
+    rounding, forward and every gradient."""
     if lstm_ext.function() is None:
         pytest.skip("C++ extension could not be built on this machine")
     cell = _cell(28, H, seed=B + T).float()
@@ -190,13 +193,43 @@ def test_packed_gemm_matches_the_plain_products(B: int, T: int, H: int) -> None:
         h = _ext_path(cell, xx)
         return (h, *torch.autograd.grad((h * weight).sum(), [xx, *cell.parameters()]))
 
-    plain = run()
+    default_onednn = lstm_ext.gemm_backend() == "onednn"
     try:
-        in_use = lstm_ext.set_packed_gemm(True)
-        packed = run()
+        lstm_ext.set_onednn_gemm(False)
+        assert lstm_ext.gemm_backend() == "blas"
+        plain = run()
+        if backend == "onednn":
+            in_use = lstm_ext.set_onednn_gemm(True)
+            available = torch.backends.mkldnn.is_available()  # x86 wheels are built with it
+        else:
+            in_use = lstm_ext.set_packed_gemm(True)
+            available = torch.backends.mkl.is_available()  # x86 wheels export MKL's packed API
+        other = run()
     finally:
         lstm_ext.set_packed_gemm(False)
-    # x86 torch wheels link MKL, which exports the packed API this path looks up.
-    assert in_use == torch.backends.mkl.is_available()
-    for got, expected in zip(packed, plain):
-        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+        lstm_ext.set_onednn_gemm(default_onednn)
+    assert in_use == available
+    # The weight gradients sum T*B products in a library-specific order: float32 rounding
+    # of that sum, orders of magnitude below what a wrong operand or transpose would give.
+    for got, expected in zip(other, plain):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("setting", "machine", "vendor", "wanted"),
+    [
+        ("", "x86_64", "AuthenticAMD", True),  # MKL keeps to AVX2 there: oneDNN
+        ("", "x86_64", "GenuineIntel", False),
+        ("", "aarch64", "", False),
+        ("", "x86_64", "", False),  # unknown vendor: leave ATen's choice
+        ("1", "x86_64", "GenuineIntel", True),
+        ("0", "x86_64", "AuthenticAMD", False),
+    ],
+)
+def test_onednn_is_chosen_by_cpu_vendor_unless_the_variable_says(
+    monkeypatch: pytest.MonkeyPatch, setting: str, machine: str, vendor: str, wanted: bool
+) -> None:
+    monkeypatch.setenv("LSTM_SEARCH_ONEDNN_GEMM", setting)
+    monkeypatch.setattr(lstm_ext.platform, "machine", lambda: machine)
+    monkeypatch.setattr(lstm_ext, "_cpu_vendor", lambda: vendor)
+    assert lstm_ext._onednn_wanted() is wanted
