@@ -246,10 +246,11 @@ bool use_packed() {
          mkl::api().ok();
 }
 
+// oneDNN refuses empty products (T, B, D or H of 0), which ATen's BLAS path handles.
 template <typename scalar_t, typename mm_t>
-bool use_onednn() {
+bool use_onednn(const at::Tensor& x, int64_t H) {
   return std::is_same_v<scalar_t, float> && std::is_same_v<mm_t, float> &&
-         onednn::enabled.load() && onednn::op() != nullptr;
+         onednn::enabled.load() && onednn::op() != nullptr && x.numel() > 0 && H > 0;
 }
 
 void check_inputs(const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& w_hh,
@@ -273,7 +274,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& x, const at::Tensor& w_ih
   const at::Tensor x_m = x.to(mm_type), w_ih_m = w_ih.to(mm_type), w_hh_m = w_hh.to(mm_type);
   // U x_t + b for all steps in one product; in mixed precision the bf16 product is
   // widened to float32 by the bias addition (type promotion), so gates are float32.
-  const bool dnnl = use_onednn<scalar_t, mm_t>();
+  const bool dnnl = use_onednn<scalar_t, mm_t>(x, H);
   at::Tensor gates = kMixed ? at::add(at::mm(x_m.reshape({T * B, D}), w_ih_m.t()), bias)
                      : dnnl ? onednn::linear(x.reshape({T * B, D}), w_ih, bias)
                             : at::addmm(bias, x.reshape({T * B, D}), w_ih.t());
@@ -331,7 +332,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_h, const at::Tensor
   const at::Tensor dh_T = grad_h.to(scalar_type).contiguous();
   at::Tensor dh = at::empty({B, H}, hs.options());  // da W of the step after
   at::Tensor dc = at::zeros({B, H}, cs.options());
-  const bool dnnl = use_onednn<scalar_t, mm_t>();
+  const bool dnnl = use_onednn<scalar_t, mm_t>(x_m, H);
   const bool packed = !dnnl && use_packed<scalar_t, mm_t>();
   const at::Tensor w_packed = packed && T > 1 ? mkl::pack_b(w_hh_m, false, B, H, 4 * H) : at::Tensor();
   // oneDNN computes a W^T: give it W_hh^T (H, 4H) once, so that a W_hh is one call per step.

@@ -177,7 +177,7 @@ def test_cuda_uses_pure_torch_path() -> None:
 
 
 @pytest.mark.parametrize("backend", ["onednn", "packed"])
-@pytest.mark.parametrize(("B", "T", "H"), [(5, 28, 16), (1, 1, 3), (64, 4, 128)])
+@pytest.mark.parametrize(("B", "T", "H"), [(5, 28, 16), (1, 1, 3), (64, 4, 128), (3, 0, 4), (0, 5, 4)])
 def test_other_gemm_backends_match_the_blas_products(backend: str, B: int, T: int, H: int) -> None:
     """oneDNN's matmul (the default on non-Intel x86) and MKL's packed recurrent products
     (opt-in) compute the float32 products of ATen's BLAS path: no value changes beyond
