@@ -51,14 +51,15 @@ sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
 from benchmarks._common import banner, train_flop_per_sample  # noqa: E402
 from model.config import TrainConfig, config_fields  # noqa: E402
 from search.pruning import (  # noqa: E402
-    DEFAULT_PRUNE_BY, DEFAULT_PRUNER, make_pruner, reported_step, rung_epochs,
+    DEFAULT_PRUNE_BY, DEFAULT_PRUNER, DEFAULT_STARTUP, make_pruner, reported_step, rung_epochs,
 )
 from search.space import Categorical, SearchSpace, load_space  # noqa: E402
 from search.study import DEFAULT_SAMPLER, make_sampler  # noqa: E402
 
 TABLE = ROOT / "benchmarks" / "data" / "curves.csv"
-# What `lstm-search launch` does with no options, spelled sampler/pruner[-progress].
-DEFAULT_STRATEGY = f"{DEFAULT_SAMPLER}/{DEFAULT_PRUNER}" + ("-progress" if DEFAULT_PRUNE_BY == "progress" else "")
+# What `lstm-search launch` does with no options, spelled sampler/pruner[-progress][:sN].
+DEFAULT_STRATEGY = (f"{DEFAULT_SAMPLER}/{DEFAULT_PRUNER}" + ("-progress" if DEFAULT_PRUNE_BY == "progress" else "")
+                    + (f":s{DEFAULT_STARTUP}" if DEFAULT_STARTUP else ""))
 BASELINE_STRATEGY = "random/none"
 # The default comparison: the baseline, each half of the default alone, the former default
 # (by epoch), the first rung it replaced (25%), and the default.
@@ -143,19 +144,24 @@ class NearestTable:
         return int(np.argmin(d))
 
 
-def parse_strategy(strategy: str) -> tuple[str, str, bool, int | None]:
-    """"sampler/pruner[-progress][@first]" -> (sampler, pruner, by progress, first rung).
+def parse_strategy(strategy: str) -> tuple[str, str, bool, int | None, int | None]:
+    """"sampler/pruner[-progress][@first][:sN]" -> (sampler, pruner, by progress, first
+    rung, startup).
 
     "tpe/hyperband" is the launch's `--sampler tpe --pruner hyperband`; "-progress" is
-    `--prune-by progress`; "@N" moves the first rung to epoch N (or N% with -progress).
+    `--prune-by progress`; "@N" moves the first rung to epoch N (or N% with -progress);
+    ":sN" lets nothing be pruned before N trials have finished (search/pruning.py).
     """
     try:
         sampler, pruner = strategy.split("/")
+        pruner, _, startup = pruner.partition(":s")
+        pruner, _, first = pruner.partition("@")
+        progress = pruner.endswith("-progress")
+        return (sampler, pruner.removesuffix("-progress"), progress, int(first) if first else None,
+                int(startup) if startup else None)
     except ValueError:
-        raise SystemExit(f"replay.py: strategy {strategy!r} is not sampler/pruner, e.g. tpe/hyperband") from None
-    pruner, _, first = pruner.partition("@")
-    progress = pruner.endswith("-progress")
-    return sampler, pruner.removesuffix("-progress"), progress, int(first) if first else None
+        raise SystemExit(f"replay.py: strategy {strategy!r} is not sampler/pruner[-progress][@N][:sN], "
+                         "e.g. tpe/hyperband-progress:s5") from None
 
 
 @dataclass
@@ -172,10 +178,10 @@ def replay_once(
     strategy: str, seed: int, table: Table, space: SearchSpace, workers: int, budget: float,
     target: float, budgets: Sequence[float], top5: float,
 ) -> RunResult:
-    sampler_name, base_pruner, progress, first = parse_strategy(strategy)
+    sampler_name, base_pruner, progress, first, startup = parse_strategy(strategy)
     epochs = [len(c) for c in table.val_acc]
     max_epochs, min_epochs = max(epochs), min(epochs)
-    pruner = make_pruner(base_pruner, max_epochs, min_epochs, progress=progress, first=first)
+    pruner = make_pruner(base_pruner, max_epochs, min_epochs, progress=progress, first=first, startup=startup)
     # A fixed name: Hyperband assigns trials to brackets by a hash of the study name, so an
     # unnamed study (a random name) made replays of one seed differ from run to run.
     study = optuna.create_study(study_name=f"replay-{strategy}-{seed}", direction="maximize",

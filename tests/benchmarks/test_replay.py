@@ -130,11 +130,19 @@ def test_table_columns_match_record_curves() -> None:
 
 
 @pytest.mark.parametrize(("text", "parsed"), [
-    ("tpe/hyperband", ("tpe", "hyperband", False, None)),
-    ("random/none", ("random", "none", False, None)),
-    ("tpe/hyperband-progress", ("tpe", "hyperband", True, None)),
-    ("tpe/sha-progress@50", ("tpe", "sha", True, 50)),
-    ("tpe/median@9", ("tpe", "median", False, 9)),
+    ("tpe/hyperband", ("tpe", "hyperband", False, None, None)),
+    ("random/none", ("random", "none", False, None, None)),
+    ("tpe/hyperband-progress", ("tpe", "hyperband", True, None, None)),
+    ("tpe/sha-progress@50", ("tpe", "sha", True, 50, None)),
+    ("tpe/median@9", ("tpe", "median", False, 9, None)),
+    ("tpe/hyperband-progress:s10", ("tpe", "hyperband", True, None, 10)),
+    ("random/hyperband@3:s0", ("random", "hyperband", False, 3, 0)),
 ])
 def test_strategy_names(text: str, parsed: tuple) -> None:
     assert replay.parse_strategy(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["tpe", "tpe/hyperband:sx", "tpe/hyperband@y", "a/b/c"])
+def test_malformed_strategy_is_one_clear_error(text: str) -> None:
+    with pytest.raises(SystemExit, match="is not sampler/pruner"):
+        replay.parse_strategy(text)

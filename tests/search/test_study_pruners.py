@@ -75,3 +75,39 @@ def test_first_rung_can_be_moved(name: str) -> None:
 def test_first_rung_outside_the_trial_is_refused(first: int, progress: bool) -> None:
     with pytest.raises(ValueError, match="first rung"):
         make_pruner("hyperband", max_epochs=30, min_epochs=12, progress=progress, first=first)
+
+
+def _prunes_among_first(pruner: optuna.pruners.BasePruner, n: int) -> list[int]:
+    """Trials 0..n-1 report a rising curve, each worse than the one before at every step
+    (the best first, as when V1 learns fastest); the numbers of those pruned."""
+    study = optuna.create_study(study_name="startup", direction="maximize", pruner=pruner)
+    pruned = []
+    for k in range(n):
+        trial = study.ask()
+        for step in range(1, 31):
+            trial.report(0.9 - k / 100 + step / 1000, step)
+            if trial.should_prune():
+                pruned.append(trial.number)
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, 0.9 - k / 100 + 0.03)
+    return pruned
+
+
+@pytest.mark.parametrize("name", ["hyperband", "sha"])
+def test_startup_prunes_nothing_until_that_many_trials_finished(name: str) -> None:
+    without = _prunes_among_first(make_pruner(name, max_epochs=30, min_epochs=12, startup=0), 12)
+    assert without and min(without) < 6  # rungs of a few values prune at once
+    guarded = _prunes_among_first(make_pruner(name, max_epochs=30, min_epochs=12, startup=6), 12)
+    assert guarded and min(guarded) >= 6  # and from the 7th trial on, as before
+    # The rung values of the startup trials were recorded: later trials compete with them.
+    assert set(guarded) <= set(range(6, 12))
+
+
+def test_startup_keeps_the_optuna_types_tpe_relies_on() -> None:
+    # TPE samples from the trial's Hyperband bracket only when the pruner *is* one.
+    assert isinstance(make_pruner("hyperband", 30, 12, startup=5), optuna.pruners.HyperbandPruner)
+    assert isinstance(make_pruner("sha", 30, 12, startup=5), optuna.pruners.SuccessiveHalvingPruner)
+    with pytest.raises(ValueError, match="startup"):
+        make_pruner("hyperband", 30, 12, startup=-1)
