@@ -11,6 +11,8 @@
 // Mixed precision (``mixed``, what autocast to bf16 asks for): the same steps with bf16
 // matmul operands (fp32 accumulation inside the matmul) while c, the activations, the
 // elementwise arithmetic and the returned gradients stay float32.
+// The float32 products go through ATen's BLAS (MKL on x86 wheels), or through oneDNN's
+// matmul where model/lstm_ext.py enables it (non-Intel x86 CPUs; see namespace onednn).
 #include <torch/extension.h>
 
 #include <dlfcn.h>
@@ -221,7 +223,6 @@ const c10::OperatorHandle* op() {
   static const c10::OperatorHandle* found = find("mkldnn::_linear_pointwise");
   return found;
 }
-
 
 std::atomic<bool> enabled{false};
 
