@@ -73,8 +73,10 @@ def _hyperparameters(c: ReportContent) -> list[str]:
         "# V2",
         reproduce.train_command(c.v2, c.subset),
         "```", "",
-        f"The other seeds of section 2 are the same commands with `--seed` changed (V2: {v2_seeds}). "
-        "Any trial of the study retrains from its stored config with",
+        # With one seed per configuration there are no other seeds to point to.
+        (f"The other seeds of section 2 are the same commands with `--seed` changed (V2: {v2_seeds}). "
+         if len(c.v2_runs) > 1 else "")
+        + "Any trial of the study retrains from its stored config with",
         "", "```sh",
         reproduce.trial_command(c.summary.name, c.v2_trial, c.storage_url),
         "```", "",

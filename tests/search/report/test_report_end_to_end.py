@@ -68,6 +68,9 @@ def test_retrain_flag_and_a_different_subset_train_again(tiny_mnist: Path, tmp_p
     # One more seed trains only the new seed of each.
     assert write_report(study, tmp_path / "b", data_root=str(tiny_mnist), seeds=2).retrained == (
         "V1 seed 1", "V2 seed 1")
+    # The reproduce section points to the other seeds only when there are some.
+    assert "`--seed` changed (V2: 0, 1)" in (tmp_path / "b" / "report.md").read_text()
+    assert "The other seeds" not in (tmp_path / "a" / "report.md").read_text()
 
 
 def _sqlite_study(tmp_path: Path) -> str:
