@@ -149,15 +149,11 @@ def make_pruner(
         first, top = max(1, min(first, min_epochs, max_epochs)), max_epochs
     if not 1 <= first <= top:
         raise ValueError(f"first rung {first} outside 1..{top}")
-    if name == "hyperband":
-        pruner: _StartupMixin = _Hyperband(min_resource=first, max_resource=top, reduction_factor=REDUCTION)
-    elif name == "sha":
-        pruner = _SuccessiveHalving(min_resource=first, reduction_factor=REDUCTION)
-    else:
-        pruner = None  # type: ignore[assignment]
-    if pruner is not None:
+    if name in ("hyperband", "sha"):
+        pruner = (_Hyperband(min_resource=first, max_resource=top, reduction_factor=REDUCTION) if name == "hyperband"
+                  else _SuccessiveHalving(min_resource=first, reduction_factor=REDUCTION))
         pruner.startup = startup
-        return pruner  # type: ignore[return-value]
+        return pruner
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=first)
     if name == "none":
