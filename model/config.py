@@ -63,7 +63,8 @@ class TrainConfig:
     rotate: float = 0.0
     scale: float = 0.0
     # Decay of an exponential moving average of the weights, which is what gets evaluated
-    # and saved (0: off; 0.999 averages over ~1,000 steps).
+    # and saved (0: off; 0.999 averages over the last ~1,000 steps once past a warm-up,
+    # model.train.ema_update).
     ema: float = 0.0
     seed: int = 0
     # fp32, or bf16 matmuls under autocast (fp32 master weights and cell state); auto: bf16

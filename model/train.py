@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from model.classifier import LSTMClassifier, build_model
 from model.config import TrainConfig
@@ -26,6 +26,7 @@ __all__ = [
     "EpochStats",
     "FitResult",
     "NonFiniteLossError",
+    "ema_update",
     "evaluate",
     "fit",
     "make_optimizer",
@@ -172,6 +173,27 @@ def evaluate(
     return loss_sum.item() / n, correct.item() / n
 
 
+def ema_update(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
+    """The ``multi_avg_fn`` of an exponential moving average whose decay warms up:
+    ``min(decay, (1 + n) / (10 + n))`` at the n-th update (the schedule of TensorFlow's
+    ExponentialMovingAverage with ``num_updates``).
+
+    A fixed decay of 0.999 would still hold ~0.999^n of the random initial weights after n
+    steps (half of them after 700), so an averaged trial would score far below its raw
+    weights in its first epochs, exactly where the pruner compares it with the others.
+    With the warm-up the average spans about the last n/9 steps until that reaches the
+    decay's own horizon, 1 / (1 - decay) steps.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
+        n = int(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        torch._foreach_lerp_(averaged, current, 1.0 - d)
+
+    return update
+
+
 def fit(
     cfg: TrainConfig,
     train_x: Tensor,
@@ -207,7 +229,7 @@ def fit(
     generator = torch.Generator().manual_seed(cfg.seed)
     # An exponential moving average of the weights is what gets evaluated and returned: a
     # cheap, well-known gain at the end of training (torch.optim.swa_utils).
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema > 0 else None
+    ema = AveragedModel(model, multi_avg_fn=ema_update(cfg.ema)) if cfg.ema > 0 else None
     scored = model if ema is None else ema.module
     history: list[EpochStats] = []
     for epoch in range(1, cfg.epochs + 1):

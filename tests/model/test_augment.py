@@ -11,7 +11,7 @@ from model.augment import augment, random_affine
 from model.config import TrainConfig
 from model.data import load_splits
 from model.errors import ConfigError
-from model.train import fit
+from model.train import ema_update, fit
 
 
 def _digit() -> torch.Tensor:
@@ -74,3 +74,14 @@ def test_ema_weights_are_what_gets_evaluated_and_returned(fake_mnist: Path) -> N
     last = fit(plain_cfg.with_overrides(ema=1e-9), s.train_x, s.train_y, s.val_x, s.val_y)
     for k, v in dict(last.model.named_parameters()).items():
         assert torch.allclose(v, p[k], atol=1e-6)
+
+
+def test_ema_decay_warms_up_then_holds() -> None:
+    # The n-th update moves the average by 1 - min(decay, (1 + n) / (10 + n)) of the way
+    # to the current weights: most of the way early on, then by the decay's own amount.
+    update = ema_update(0.999)
+    for n, step in [(1, 1 - 2 / 11), (100, 1 - 101 / 110), (10**6, 1 - 0.999)]:
+        avg, cur = [torch.zeros(3), torch.zeros(2, 2)], [torch.ones(3), torch.full((2, 2), 2.0)]
+        update(avg, cur, torch.tensor(n))
+        assert torch.allclose(avg[0], torch.full((3,), step))
+        assert torch.allclose(avg[1], torch.full((2, 2), 2 * step))
