@@ -36,7 +36,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -103,6 +103,20 @@ def load_table(path: Path = TABLE) -> Table:
     k = float(np.median(np.array(measured) / flop))
     secs = [np.full(len(a), k * f) for a, f in zip(acc, flop)]
     return Table(configs, acc, secs, baseline)
+
+
+def table_space(space: SearchSpace, table: Table) -> SearchSpace:
+    """The part of ``space`` that the table varies.
+
+    A parameter that every recorded configuration holds at one value (rotate, scale and
+    ema, which joined the default space after the table was recorded) cannot change which
+    curve a trial replays; it is fixed at that value rather than left to the sampler, which
+    would model it as if it mattered and search the rest less well than it really does.
+    """
+    held = {name: table.configs[0][name] for name in space.params
+            if all(cfg[name] == table.configs[0][name] for cfg in table.configs)}
+    params = {k: v for k, v in space.params.items() if k not in held}
+    return replace(space, params=params, fixed={**space.fixed, **held})
 
 
 class Encoder:
@@ -288,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     banner("search strategies replayed on the learning-curve table")
     table = load_table(args.table)
-    space = load_space("default")
+    space = table_space(load_space("default"), table)
     final = table.final
     target = float(np.quantile(final, 0.99))
     top5 = float(np.quantile(final, 0.95))
@@ -298,7 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{len(final)} configurations, {sum(len(c) for c in table.val_acc)} epochs; best final val acc "
           f"{100 * final.max():.2f}%, top-1% target {100 * target:.2f}%, top-5% {100 * top5:.2f}%")
     print(f"simulated {args.workers} workers, budget {budget / 3600:.2f} h of table time "
-          f"(regret at {', '.join(f'{b / 3600:.2f} h' for b in budgets)}), {args.seeds} seeds per strategy\n")
+          f"(regret at {', '.join(f'{b / 3600:.2f} h' for b in budgets)}), {args.seeds} seeds per strategy")
+    held = [name for name in load_space("default").params if name not in space.params]
+    print(f"searched: {', '.join(space.params)}"
+          + (f"; held fixed by the table: {', '.join(held)}" if held else "") + "\n")
 
     corr = rung_correlations(table)
     pivot = corr.pivot_table(index="group", columns="rung", values="spearman", sort=False)
