@@ -23,12 +23,13 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
+from search.formatting import short_number
 from search.objective import Objective
 from search.study import (
     FINISHED, GRACE_SECONDS, HEARTBEAT_SECONDS, best_trial, finished_trials, sweep_stale_trials,
 )
 
-__all__ = ["TrialsKeepFailing", "RunSummary", "describe_trial", "format_params", "run_trials"]
+__all__ = ["TrialsKeepFailing", "RunSummary", "budget_end", "describe_trial", "format_params", "run_trials"]
 
 
 class TrialsKeepFailing(Exception):
@@ -71,6 +72,11 @@ def run_trials(
         disable=not progress, dynamic_ncols=True,
     )
     write = echo or bar.write
+    # The bar's own ETA counts toward n_trials (often a large "until the budget" number),
+    # so with a time budget the bar also says when that budget ends.
+    ends = budget_end(None if timeout is None else time.time() + timeout)
+    if ends is not None:
+        bar.set_postfix(ends=ends)
 
     failures: list[FrozenTrial] = []  # the current run of consecutive FAIL trials
     interrupt = _Interrupt()
@@ -80,8 +86,10 @@ def run_trials(
             raise KeyboardInterrupt
         bar.n = min(finished_trials(study), n_trials)
         best = best_trial(study)
-        if best is not None:
-            bar.set_postfix(best=f"{100 * best.value:.2f}%")
+        postfix = {} if best is None else {"best": f"{100 * best.value:.2f}%"}
+        if ends is not None:
+            postfix["ends"] = ends
+        bar.set_postfix(postfix, refresh=False)
         bar.refresh()
         write(describe_trial(trial))
         if trial.state != TrialState.FAIL:
@@ -235,8 +243,18 @@ def describe_trial(trial: FrozenTrial) -> str:
     return f"trial {trial.number}{tag}: {result}{took} | {format_params(trial.params)}"
 
 
+def budget_end(deadline: float | None) -> str | None:
+    """The local clock time at which a time budget ends ("14:05", or "Tue 14:05" when not
+    today), for progress bars; None without a budget."""
+    if deadline is None:
+        return None
+    end = time.localtime(deadline)
+    same_day = time.strftime("%F", end) == time.strftime("%F")
+    return time.strftime("%H:%M" if same_day else "%a %H:%M", end)
+
+
 def format_params(params: dict[str, object]) -> str:
     parts = []
     for key, value in params.items():
-        parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+        parts.append(f"{key}={short_number(value)}" if isinstance(value, float) else f"{key}={value}")
     return " ".join(parts)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import optuna
 from optuna.trial import TrialState
 
+from search.formatting import short_number
 from search.report.collect import TrialRow
 
 __all__ = [
@@ -133,5 +134,5 @@ def _values(values: list[Any], categorical: bool) -> str:
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.3g}"
+        return short_number(v)
     return str(v)

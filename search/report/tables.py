@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from search.formatting import short_number
 from search.report.collect import StudySummary
 from search.report.importance import Importance
 from search.report.retrain import FinalRun
@@ -70,7 +71,7 @@ def format_value(field: str, value: Any) -> str:
     if field == "cell":
         return str(value).upper()
     if isinstance(value, float):
-        return "0" if value == 0 else f"{value:.3g}"
+        return short_number(value)
     return str(value)
 
 
