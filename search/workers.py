@@ -17,7 +17,9 @@ then only watches: one progress bar from polling the study, Ctrl-C forwarded to 
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.queues
 import os
+import queue
 import signal
 import sys
 import time
@@ -36,7 +38,7 @@ from model.memory import PROCESS_OVERHEAD_BYTES, available_memory, data_bytes, f
 from search.artifacts import open_artifact_store
 from search.exits import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TRIALS_FAILING, run_reporting
 from search.objective import Objective
-from search.runner import RunSummary, run_trials
+from search.runner import RunSummary, budget_end, run_trials
 from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
 from search.space import SearchSpace
 from search.study import (
@@ -151,9 +153,15 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     restarts = dict.fromkeys(range(plan.workers), 0)
     codes: dict[int, int] = {}
 
+    # Workers send their trial lines here and the parent prints them with the bar's own
+    # write, which clears the bar first; printed by the workers themselves they were glued
+    # to the end of the bar's line, in a terminal and in a log file alike.
+    lines: mp.queues.Queue[str] = ctx.Queue()
+
     def start(index: int) -> None:
         # Indexes continue from this command's own, so machines given 0, 10, 20... stay apart.
-        proc = ctx.Process(target=_worker_main, args=(settings, settings.worker_index + index, plan.threads),
+        proc = ctx.Process(target=_worker_main,
+                           args=(settings, settings.worker_index + index, plan.threads, lines),
                            name=f"lstm-search-worker-{index}")
         proc.start()
         procs[index] = proc
@@ -171,11 +179,13 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
         start(index)
     bar = tqdm(total=n_trials, unit="trial", desc=study.study_name, disable=not settings.progress,
                dynamic_ncols=True)
+    ends = budget_end(settings.deadline)
     interrupted = False
     try:
         while procs:
             time.sleep(POLL_SECONDS)
-            _update_bar(bar, study, n_trials)
+            _print_lines(bar, lines)
+            _update_bar(bar, study, n_trials, ends)
             for index, proc in list(procs.items()):
                 if proc.exitcode is None:
                     continue
@@ -196,7 +206,8 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
         _stop(procs, codes)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _update_bar(bar, study, n_trials)
+        _print_lines(bar, lines)
+        _update_bar(bar, study, n_trials, ends)
         bar.close()
     for index in sorted(codes):
         if codes[index] != 0 and not interrupted:
@@ -209,14 +220,14 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     return failing[0] if failing else 0  # --timeout ends workers early with code 0
 
 
-def _worker_main(settings: LaunchSettings, worker_index: int, threads: int) -> None:
+def _worker_main(settings: LaunchSettings, worker_index: int, threads: int, lines: mp.queues.Queue[str]) -> None:
     """A spawned worker process: its own process group, so a terminal's Ctrl-C reaches only
     the parent, which forwards exactly one SIGINT (a second could interrupt the trial's record)."""
     os.setpgrp()
     _interrupt_me_when_parent_dies()
 
     def work() -> int:
-        echo = lambda line: print(f"[worker {worker_index}] {line}", flush=True)  # noqa: E731
+        echo = lambda line: lines.put(f"[worker {worker_index}] {line}")  # noqa: E731
         run_worker(settings, worker_index, threads, progress=False, echo=echo)
         return 0  # the parent prints one summary for all workers
 
@@ -258,13 +269,24 @@ def _stop(procs: dict[int, mp.process.BaseProcess], codes: dict[int, int]) -> No
             codes[index] = proc.exitcode if proc.exitcode is not None else -9
 
 
-def _update_bar(bar: tqdm, study: optuna.Study, n_trials: int) -> None:
+def _print_lines(bar: tqdm, lines: mp.queues.Queue[str]) -> None:
+    while True:
+        try:
+            line = lines.get_nowait()
+        except queue.Empty:
+            return
+        bar.write(line)
+
+
+def _update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None) -> None:
     if bar.disable:
         return
     bar.n = min(finished_trials(study), n_trials)
     best = best_trial(study)
-    if best is not None:
-        bar.set_postfix(best=f"{100 * best.value:.2f}%", refresh=False)
+    postfix = {} if best is None else {"best": f"{100 * best.value:.2f}%"}
+    if ends is not None:
+        postfix["ends"] = ends
+    bar.set_postfix(postfix, refresh=False)
     bar.refresh()
 
 

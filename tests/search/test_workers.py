@@ -41,6 +41,26 @@ def test_four_workers_share_one_sqlite_file_without_lock_errors(
 
 
 @pytest.mark.slow
+def test_worker_trial_lines_start_their_own_line_beside_the_progress_bar(
+    tmp_path: Path, tiny_space: Path, fake_root: Path
+) -> None:
+    # The bar (stderr) redraws with carriage returns and no newline; workers' lines used to
+    # be printed straight after it, glued to the bar's text. The parent now writes them
+    # through the bar, which clears its line first.
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = [a for a in launch_args("lines", 8, storage, tiny_space, fake_root, "--workers", "2", "--timeout", "600")
+            if a != "--no-progress"]
+    proc = start_cli(args)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    pieces = [p for line in out.splitlines() for p in line.split("\r")]
+    trial_lines = [p for p in pieces if "] trial " in p]
+    assert len(trial_lines) >= 8, out
+    assert all(p.startswith("[worker ") for p in trial_lines), trial_lines
+    assert any("ends=" in p for p in pieces), out  # a time budget shows when it ends
+
+
+@pytest.mark.slow
 def test_copies_started_by_hand_cooperate(tmp_path: Path, tiny_space: Path, fake_root: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     args = launch_args("by-hand", 10, storage, tiny_space, fake_root, "--workers", "1", "--threads", "1")
