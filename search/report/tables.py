@@ -44,6 +44,9 @@ LABELS = {
     "forget_bias": "forget-gate bias",
     "recurrent_init": "recurrent init",
     "shift": "random shift (pixels)",
+    "rotate": "random rotation (degrees)",
+    "scale": "random scaling (fraction)",
+    "ema": "EMA decay of the weights",
 }
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"}
 _SCHEDULES = {"none": "constant", "cosine": "cosine annealing", "onecycle": "one-cycle"}

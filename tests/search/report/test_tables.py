@@ -40,6 +40,8 @@ def test_v1_v2_table_reads_like_the_lab(hand_study: optuna.Study) -> None:
     # momentum, seed, shift, ... are equal, so absent; shift appears as soon as it differs.
     shifted = hyperparameter_table(v1, v2.with_overrides(shift=1)).values.tolist()
     assert shifted[-1] == ["random shift (pixels)", "0", "1"]
+    averaged = hyperparameter_table(v1, v2.with_overrides(rotate=5.0, ema=0.9999)).values.tolist()
+    assert averaged[-2:] == [["random rotation (degrees)", "0", "5"], ["EMA decay of the weights", "0", "0.9999"]]
     header = to_markdown(hyperparameter_table(v1, v2)).splitlines()[0]
     assert [cell.strip() for cell in header.strip("|").split("|")] == ["Hyper-parameter", "V1", "V2"]
 
