@@ -17,9 +17,7 @@ then only watches: one progress bar from polling the study, Ctrl-C forwarded to 
 from __future__ import annotations
 
 import multiprocessing as mp
-import multiprocessing.queues
 import os
-import queue
 import signal
 import sys
 import time
@@ -153,15 +151,10 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     restarts = dict.fromkeys(range(plan.workers), 0)
     codes: dict[int, int] = {}
 
-    # Workers send their trial lines here and the parent prints them with the bar's own
-    # write, which clears the bar first; printed by the workers themselves they were glued
-    # to the end of the bar's line, in a terminal and in a log file alike.
-    lines: mp.queues.Queue[str] = ctx.Queue()
-
     def start(index: int) -> None:
         # Indexes continue from this command's own, so machines given 0, 10, 20... stay apart.
         proc = ctx.Process(target=_worker_main,
-                           args=(settings, settings.worker_index + index, plan.threads, lines),
+                           args=(settings, settings.worker_index + index, plan.threads),
                            name=f"lstm-search-worker-{index}")
         proc.start()
         procs[index] = proc
@@ -184,7 +177,6 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     try:
         while procs:
             time.sleep(POLL_SECONDS)
-            _print_lines(bar, lines)
             _update_bar(bar, study, n_trials, ends)
             for index, proc in list(procs.items()):
                 if proc.exitcode is None:
@@ -206,7 +198,6 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
         _stop(procs, codes)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _print_lines(bar, lines)
         _update_bar(bar, study, n_trials, ends)
         bar.close()
     for index in sorted(codes):
@@ -220,14 +211,14 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     return failing[0] if failing else 0  # --timeout ends workers early with code 0
 
 
-def _worker_main(settings: LaunchSettings, worker_index: int, threads: int, lines: mp.queues.Queue[str]) -> None:
+def _worker_main(settings: LaunchSettings, worker_index: int, threads: int) -> None:
     """A spawned worker process: its own process group, so a terminal's Ctrl-C reaches only
     the parent, which forwards exactly one SIGINT (a second could interrupt the trial's record)."""
     os.setpgrp()
     _interrupt_me_when_parent_dies()
 
     def work() -> int:
-        echo = lambda line: lines.put(f"[worker {worker_index}] {line}")  # noqa: E731
+        echo = lambda line: print(f"[worker {worker_index}] {line}", flush=True)  # noqa: E731
         run_worker(settings, worker_index, threads, progress=False, echo=echo)
         return 0  # the parent prints one summary for all workers
 
@@ -267,15 +258,6 @@ def _stop(procs: dict[int, mp.process.BaseProcess], codes: dict[int, int]) -> No
                 proc.kill()
                 proc.join()
             codes[index] = proc.exitcode if proc.exitcode is not None else -9
-
-
-def _print_lines(bar: tqdm, lines: mp.queues.Queue[str]) -> None:
-    while True:
-        try:
-            line = lines.get_nowait()
-        except queue.Empty:
-            return
-        bar.write(line)
 
 
 def _update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None) -> None:

@@ -41,12 +41,11 @@ def test_four_workers_share_one_sqlite_file_without_lock_errors(
 
 
 @pytest.mark.slow
-def test_worker_trial_lines_start_their_own_line_beside_the_progress_bar(
+def test_the_progress_bar_says_when_the_time_budget_ends(
     tmp_path: Path, tiny_space: Path, fake_root: Path
 ) -> None:
-    # The bar (stderr) redraws with carriage returns and no newline; workers' lines used to
-    # be printed straight after it, glued to the bar's text. The parent now writes them
-    # through the bar, which clears its line first.
+    # The bar's ETA counts toward --n-trials (hours for a large N); with --timeout it also
+    # shows the clock time at which the budget ends.
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     args = [a for a in launch_args("lines", 8, storage, tiny_space, fake_root, "--workers", "2", "--timeout", "600")
             if a != "--no-progress"]
@@ -54,10 +53,8 @@ def test_worker_trial_lines_start_their_own_line_beside_the_progress_bar(
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     pieces = [p for line in out.splitlines() for p in line.split("\r")]
-    trial_lines = [p for p in pieces if "] trial " in p]
-    assert len(trial_lines) >= 8, out
-    assert all(p.startswith("[worker ") for p in trial_lines), trial_lines
-    assert any("ends=" in p for p in pieces), out  # a time budget shows when it ends
+    assert sum("] trial " in p for p in pieces) >= 8, out
+    assert any("ends=" in p for p in pieces), out
 
 
 @pytest.mark.slow
