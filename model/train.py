@@ -250,11 +250,10 @@ def fit(
         )
         history.append(stats)
         if log is not None:
-            log(
-                f"Epoch [{epoch}/{cfg.epochs}] train loss {train_loss:.4f}, "
-                f"eval loss {val_loss:.4f}, eval acc {100 * val_acc:.2f}%, "
-                f"lr {stats.lr:.2e}, {stats.seconds:.1f}s"
-            )
+            # With no evaluation images (`train --val-size 0`) the scores are NaN: leave them out.
+            scores = f"eval loss {val_loss:.4f}, eval acc {100 * val_acc:.2f}%, " if len(eval_y) else ""
+            log(f"Epoch [{epoch}/{cfg.epochs}] train loss {train_loss:.4f}, {scores}"
+                f"lr {stats.lr:.2e}, {stats.seconds:.1f}s")
         if on_epoch is not None:
             on_epoch(stats)
     return FitResult(scored, history, precision)

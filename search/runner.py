@@ -238,9 +238,13 @@ def describe_trial(trial: FrozenTrial) -> str:
         done = len(trial.intermediate_values)
         total = (trial.user_attrs.get("config") or {}).get("epochs")
         result = f"pruned ({reason})" if reason else f"pruned after epoch {done}" + (f" of {total}" if total else "")
+    elif trial.state == TrialState.FAIL:
+        reason = trial.user_attrs.get("fail_reason")
+        result = f"failed ({reason})" if reason else "failed"
     else:
         result = trial.state.name.lower()
-    return f"trial {trial.number}{tag}: {result}{took} | {format_params(trial.params)}"
+    params = f" | {format_params(trial.params)}" if trial.params else ""
+    return f"trial {trial.number}{tag}: {result}{took}{params}"
 
 
 def budget_end(deadline: float | None) -> str | None:

@@ -28,6 +28,7 @@ from search.space import SearchSpace
 __all__ = [
     "DEFAULT_SAMPLER",
     "DEFAULT_STORAGE",
+    "FINISHED",
     "FIRST_RUNG",
     "PRUNERS",
     "SAMPLERS",

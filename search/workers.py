@@ -10,8 +10,10 @@ the heartbeat fails a dead worker's trial and re-queues it, and every worker sto
 study holds N finished trials.
 
 The parent creates the study before spawning (so the V1 baseline is enqueued exactly once),
-then only watches: one progress bar from polling the study, Ctrl-C forwarded to the workers
-(which record their running trial and exit), a worker that dies restarted a few times.
+then only watches: one progress bar and one line per finished trial, both from polling the
+study (a worker printing its own lines would write them into the middle of the parent's bar),
+Ctrl-C forwarded to the workers (which record their running trial and exit), a worker that
+dies restarted a few times.
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ from model.memory import PROCESS_OVERHEAD_BYTES, available_memory, data_bytes, f
 from search.artifacts import open_artifact_store
 from search.exits import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TRIALS_FAILING, run_reporting
 from search.objective import Objective
-from search.runner import RunSummary, budget_end, run_trials
+from search.runner import RunSummary, budget_end, describe_trial, run_trials
 from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
 from search.space import SearchSpace
 from search.study import (
-    best_trial, existing_trial_count, finished_trials, load_existing_study, make_sampler,
+    FINISHED, best_trial, existing_trial_count, finished_trials, load_existing_study, make_sampler,
     open_storage, sampler_seed,
 )
 
@@ -50,6 +52,7 @@ POLL_SECONDS = 1.0
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying points at a real problem
 # Exits that say the worker itself is fine and a restart would change nothing.
 _NO_RESTART = (0, EXIT_BAD_INPUT, EXIT_TRIALS_FAILING, EXIT_INTERRUPTED)
+_LINE_STATES = (*FINISHED, optuna.trial.TrialState.FAIL)  # the trials that get a line
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    shown = {t.number for t in study.get_trials(deepcopy=False, states=_LINE_STATES)}  # an earlier run's
     for index in range(plan.workers):
         start(index)
     bar = tqdm(total=n_trials, unit="trial", desc=study.study_name, disable=not settings.progress,
@@ -177,6 +181,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     try:
         while procs:
             time.sleep(POLL_SECONDS)
+            _write_new_trials(bar, study, shown)
             _update_bar(bar, study, n_trials, ends)
             for index, proc in list(procs.items()):
                 if proc.exitcode is None:
@@ -198,6 +203,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
         _stop(procs, codes)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _write_new_trials(bar, study, shown)
         _update_bar(bar, study, n_trials, ends)
         bar.close()
     for index in sorted(codes):
@@ -218,9 +224,9 @@ def _worker_main(settings: LaunchSettings, worker_index: int, threads: int) -> N
     _interrupt_me_when_parent_dies()
 
     def work() -> int:
-        echo = lambda line: print(f"[worker {worker_index}] {line}", flush=True)  # noqa: E731
-        run_worker(settings, worker_index, threads, progress=False, echo=echo)
-        return 0  # the parent prints one summary for all workers
+        # The parent prints every trial's line and one summary for all workers.
+        run_worker(settings, worker_index, threads, progress=False, echo=_quiet)
+        return 0
 
     code = run_reporting(f"launch (worker {worker_index})", work)
     sys.stdout.flush()
@@ -258,6 +264,18 @@ def _stop(procs: dict[int, mp.process.BaseProcess], codes: dict[int, int]) -> No
                 proc.kill()
                 proc.join()
             codes[index] = proc.exitcode if proc.exitcode is not None else -9
+
+
+def _quiet(line: str) -> None:
+    """A worker's echo: its lines reach the user through the parent (``_write_new_trials``)."""
+
+
+def _write_new_trials(bar: tqdm, study: optuna.Study, shown: set[int]) -> None:
+    """One line above the bar for each trial finished since the last poll, in trial order."""
+    for trial in study.get_trials(deepcopy=False, states=_LINE_STATES):
+        if trial.number not in shown:
+            shown.add(trial.number)
+            bar.write(describe_trial(trial))
 
 
 def _update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None) -> None:

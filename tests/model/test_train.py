@@ -28,6 +28,18 @@ def test_fit_learns_and_calls_back_every_epoch(splits) -> None:
     assert result.history[-1].lr < 1e-3
 
 
+def test_without_evaluation_images_the_epoch_line_has_no_scores(splits) -> None:
+    # `train --val-size 0` trains on every training image; its epoch lines must not say "nan%".
+    cfg = TrainConfig(hidden_size=8, batch_size=64, epochs=1)
+    lines: list[str] = []
+    fit(cfg, splits.train_x, splits.train_y, splits.val_x[:0], splits.val_y[:0], log=lines.append)
+    epoch = [line for line in lines if line.startswith("Epoch [1/1] train loss")]
+    assert len(epoch) == 1 and "nan" not in epoch[0] and "eval" not in epoch[0], lines
+    with_val: list[str] = []
+    fit(cfg, splits.train_x, splits.train_y, splits.val_x, splits.val_y, log=with_val.append)
+    assert any("eval acc" in line for line in with_val), with_val
+
+
 def test_fit_is_deterministic_for_a_seed(splits) -> None:
     cfg = TrainConfig(hidden_size=16, batch_size=64, epochs=1, dropout=0.1)
     a = fit(cfg, splits.train_x, splits.train_y, splits.val_x, splits.val_y).history[0]

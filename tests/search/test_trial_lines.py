@@ -28,3 +28,9 @@ def test_a_complete_baseline_trial_shows_its_accuracy() -> None:
     trial = optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.9876, params={},
                                       distributions={}, user_attrs={"baseline": "v1"})
     assert ": val acc 98.76%" in describe_trial(trial) and "[V1 baseline]" in describe_trial(trial)
+
+
+def test_a_failed_trial_says_why() -> None:
+    trial = optuna.trial.create_trial(state=TrialState.FAIL, params={}, distributions={},
+                                      user_attrs={"fail_reason": "time budget (--timeout) reached"})
+    assert describe_trial(trial) == f"trial {trial.number}: failed (time budget (--timeout) reached)"
