@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -64,13 +64,30 @@ def launch_args(study: str, n_trials: int, storage: str, space: Path, root: Path
     ]
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """A test that fails (e.g. communicate() timing out) must not leave its launch and that
+    launch's workers training on beside the tests that follow."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()  # its workers get SIGINT from the kernel (PR_SET_PDEATHSIG) and stop
+            proc.wait()
+
+
 def start_cli(args: list[str], **kwargs: object) -> subprocess.Popen[str]:
     """``lstm-search ARGS`` as a separate process running this checkout's code."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "search.cli", *args], env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs,
     )
+    _STARTED.append(proc)
+    return proc
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, poll: float = 0.1) -> object:
