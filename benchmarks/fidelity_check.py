@@ -2,8 +2,9 @@
 the full fidelity (55,000 training images) and the table's (a 10,000-image subset, the
 same 5,000 validation images, the same epochs) on configurations measured at both.
 
-The full-fidelity side is the complete trials of the issue-6 search (reports/example/
-trials.csv: the default space, TPE + Hyperband, 2 hours on 2 cores). Each configuration is
+The full-fidelity side is the complete trials of the issue-6 search (benchmarks/data/
+issue6-2h-2026-11-22-trials.csv, its report's trials.csv, once reports/example's: the
+default space, TPE + Hyperband, 2 hours on 2 cores). Each configuration is
 retrained by the service at the table's fidelity: a study `fidelity-10k` in the table's
 database gets them enqueued and `lstm-search launch` runs them (random sampler, no pruner,
 one worker on one thread, exactly the recording command of record_curves.py).
@@ -37,7 +38,7 @@ from model.config import TrainConfig  # noqa: E402
 from search.space import load_space  # noqa: E402
 
 STUDY = "fidelity-10k"
-FULL = ROOT / "reports" / "example" / "trials.csv"
+FULL = DATA / "issue6-2h-2026-11-22-trials.csv"
 OUT = DATA / "fidelity.csv"
 
 

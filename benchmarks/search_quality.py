@@ -7,7 +7,7 @@ Run by hand, not in CI (two hours on a 2-core CPU by default):
 
 The launch is exactly what a user types, plus --timeout: the default space, sampler (TPE),
 pruner (Hyperband over epochs) and `--workers auto`. `--summary-only` re-prints the figures
-of a finished study without training anything; `--from-csv reports/example/trials.csv`
+of a finished study without training anything; `--from-csv benchmarks/data/issue6-2h-2026-11-22-trials.csv`
 re-prints them from a report's trials.csv when the database is gone.
 """
 
