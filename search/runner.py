@@ -29,7 +29,9 @@ from search.study import (
     FINISHED, GRACE_SECONDS, HEARTBEAT_SECONDS, best_trial, finished_trials, sweep_stale_trials,
 )
 
-__all__ = ["TrialsKeepFailing", "RunSummary", "budget_end", "describe_trial", "format_params", "run_trials"]
+__all__ = [
+    "TrialsKeepFailing", "RunSummary", "budget_end", "describe_trial", "format_params", "run_trials", "update_bar",
+]
 
 
 class TrialsKeepFailing(Exception):
@@ -84,13 +86,7 @@ def run_trials(
     def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         if interrupt.pressed:  # a Ctrl-C that was swallowed mid-trial: stop now it is recorded
             raise KeyboardInterrupt
-        bar.n = min(finished_trials(study), n_trials)
-        best = best_trial(study)
-        postfix = {} if best is None else {"best": f"{100 * best.value:.2f}%"}
-        if ends is not None:
-            postfix["ends"] = ends
-        bar.set_postfix(postfix, refresh=False)
-        bar.refresh()
+        update_bar(bar, study, n_trials, ends)
         write(describe_trial(trial))
         if trial.state != TrialState.FAIL:
             failures.clear()
@@ -245,6 +241,19 @@ def describe_trial(trial: FrozenTrial) -> str:
         result = trial.state.name.lower()
     params = f" | {format_params(trial.params)}" if trial.params else ""
     return f"trial {trial.number}{tag}: {result}{took}{params}"
+
+
+def update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None) -> None:
+    """The bar's count, the best accuracy so far and, with a time budget, when it ends."""
+    if bar.disable:
+        return
+    bar.n = min(finished_trials(study), n_trials)
+    best = best_trial(study)
+    postfix = {} if best is None else {"best": f"{100 * best.value:.2f}%"}
+    if ends is not None:
+        postfix["ends"] = ends
+    bar.set_postfix(postfix, refresh=False)
+    bar.refresh()
 
 
 def budget_end(deadline: float | None) -> str | None:

@@ -38,11 +38,11 @@ from model.memory import PROCESS_OVERHEAD_BYTES, available_memory, data_bytes, f
 from search.artifacts import open_artifact_store
 from search.exits import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TRIALS_FAILING, run_reporting
 from search.objective import Objective
-from search.runner import RunSummary, budget_end, describe_trial, run_trials
+from search.runner import RunSummary, budget_end, describe_trial, run_trials, update_bar
 from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
 from search.space import SearchSpace
 from search.study import (
-    FINISHED, best_trial, existing_trial_count, finished_trials, load_existing_study, make_sampler,
+    FINISHED, existing_trial_count, finished_trials, load_existing_study, make_sampler,
     open_storage, sampler_seed,
 )
 
@@ -182,7 +182,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
         while procs:
             time.sleep(POLL_SECONDS)
             _write_new_trials(bar, study, shown)
-            _update_bar(bar, study, n_trials, ends)
+            update_bar(bar, study, n_trials, ends)
             for index, proc in list(procs.items()):
                 if proc.exitcode is None:
                     continue
@@ -204,7 +204,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     finally:
         signal.signal(signal.SIGTERM, previous)
         _write_new_trials(bar, study, shown)
-        _update_bar(bar, study, n_trials, ends)
+        update_bar(bar, study, n_trials, ends)
         bar.close()
     for index in sorted(codes):
         if codes[index] != 0 and not interrupted:
@@ -276,18 +276,6 @@ def _write_new_trials(bar: tqdm, study: optuna.Study, shown: set[int]) -> None:
         if trial.number not in shown:
             shown.add(trial.number)
             bar.write(describe_trial(trial))
-
-
-def _update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None) -> None:
-    if bar.disable:
-        return
-    bar.n = min(finished_trials(study), n_trials)
-    best = best_trial(study)
-    postfix = {} if best is None else {"best": f"{100 * best.value:.2f}%"}
-    if ends is not None:
-        postfix["ends"] = ends
-    bar.set_postfix(postfix, refresh=False)
-    bar.refresh()
 
 
 def _parse_count(text: str) -> int:
