@@ -196,7 +196,8 @@ def _cells(c: ReportContent) -> list[str]:
             f"`{b['space']}` space ({b.get('sampler', 'tpe')} sampler, {b.get('pruner', 'hyperband')} "
             f"pruner) on {b['tune_images']:,} training images, scored on {b['val_images']:,} validation "
             f"images, all at 28 steps. Each cell's best config was then retrained on {final} training "
-            "images and scored once on the test set, with the images read in each number of steps.", "",
+            "images and scored once on the test set, with the images read in each number of steps. "
+            + narrative.describe_tuning(cmp.tuned), "",
         ]
     else:
         lines += [

@@ -11,7 +11,10 @@ import statistics
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["NEGLIGIBLE_POINTS", "SUFFICES_POINTS", "Spread", "describe_cells", "describe_gates", "describe_seeds", "spread"]
+__all__ = [
+    "NEGLIGIBLE_POINTS", "SUFFICES_POINTS", "Spread", "describe_cells", "describe_gates", "describe_seeds",
+    "describe_tuning", "spread",
+]
 
 NEGLIGIBLE_POINTS = 0.05  # a change in accuracy smaller than this (5 of 10,000 images) is "no change"
 
@@ -124,6 +127,18 @@ def _gate_phrase(key: str) -> str:
 
 
 SUFFICES_POINTS = 0.5  # the simple RNN "suffices" at a length when within this of the best cell
+
+
+def describe_tuning(tuned: dict[str, dict[str, Any]]) -> str:
+    """Why the cells' tuned configs may coincide: their studies share one sampler seed."""
+    text = ("Every cell's study samples with the same seed, so while TPE still draws at random "
+            "(its first 10 trials) each cell is offered the same candidate configurations: a "
+            "paired comparison.")
+    others = {repr(sorted((k, v) for k, v in cfg.items() if k != "cell")) for cfg in tuned.values()}
+    if len(tuned) > 1 and len(others) == 1:
+        text += (f" Here the same candidate won for all {len(tuned)} cells, so the tables compare "
+                 "the cells at one configuration.")
+    return text
 
 
 def describe_cells(results: list[Any]) -> str:

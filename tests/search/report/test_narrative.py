@@ -68,3 +68,12 @@ def test_cells_paragraph_says_where_the_rnn_suffices_and_where_it_falls_behind()
     assert "At none of the lengths tried does a gated cell beat it" in flat and "falls behind" not in flat
     assert cells_table(rows([0.985, 0.990, 0.95, 0.70])).values.tolist()[2] == [
         "RNN", "98.50%", "99.00%", "95.00%", "70.00%"]
+
+
+def test_the_tuning_sentence_says_when_every_cell_got_the_same_config() -> None:
+    from search.report.narrative import describe_tuning
+
+    same = {c: {"cell": c, "hidden_size": 117, "lr": 0.0037} for c in ("lstm", "gru", "rnn")}
+    assert "the same candidate won for all 3 cells" in describe_tuning(same)
+    differ = {**same, "rnn": {"cell": "rnn", "hidden_size": 64, "lr": 0.0037}}
+    assert "paired comparison" in describe_tuning(differ) and "won for all" not in describe_tuning(differ)
