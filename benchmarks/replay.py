@@ -108,8 +108,8 @@ def load_table(path: Path = TABLE) -> Table:
 def table_space(space: SearchSpace, table: Table) -> SearchSpace:
     """The part of ``space`` that the table varies.
 
-    A parameter that every recorded configuration holds at one value (rotate, scale and
-    ema, which joined the default space after the table was recorded) cannot change which
+    A parameter that every recorded configuration holds at one value (rotate and scale,
+    which joined the default space after the table was recorded) cannot change which
     curve a trial replays; it is fixed at that value rather than left to the sampler, which
     would model it as if it mattered and search the rest less well than it really does.
     """

@@ -81,9 +81,11 @@ class SearchSpace:
         """The one place a trial's values are drawn; returns a frozen config.
 
         ``only`` restricts drawing to some parameters (the others keep ``base``'s values):
-        the V1 baseline records just those of its values that lie inside the space.
+        the V1 baseline records just those of its values that lie inside the space. The
+        space's fixed values apply only to sampled trials: the baseline stays exactly V1
+        (a space that fixes ``ema = 0.999`` must not give V1 an average it does not have).
         """
-        values: dict[str, Any] = dict(self.fixed)
+        values: dict[str, Any] = dict(self.fixed) if only is None else {}
         names = set(self.params if only is None else only)
         for name, spec in self.params.items():
             if name not in names:

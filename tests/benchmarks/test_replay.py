@@ -98,12 +98,12 @@ def test_nearest_maps_recorded_configs_to_themselves(table: replay.Table) -> Non
 def test_parameters_the_table_holds_fixed_are_not_searched(table: replay.Table) -> None:
     space = load_space("default")
     assert replay.table_space(space, table).params.keys() == space.params.keys()  # all vary
-    held = table._replace(configs=[{**cfg, "rotate": 0.0, "ema": 0.0} for cfg in table.configs])
+    held = table._replace(configs=[{**cfg, "rotate": 0.0, "scale": 0.0} for cfg in table.configs])
     narrowed = replay.table_space(space, held)
-    assert set(space.params) - set(narrowed.params) == {"rotate", "ema"}
-    assert narrowed.fixed["rotate"] == 0.0 and narrowed.fixed["ema"] == 0.0
+    assert set(space.params) - set(narrowed.params) == {"rotate", "scale"}
+    assert narrowed.fixed["rotate"] == 0.0 and narrowed.fixed["scale"] == 0.0
     cfg = narrowed.suggest(optuna.create_study().ask(), TrainConfig())
-    assert cfg.rotate == 0.0 and cfg.ema == 0.0
+    assert cfg.rotate == 0.0 and cfg.scale == 0.0
 
 
 def test_replay_once_reaches_target_and_reports_regret(table: replay.Table) -> None:

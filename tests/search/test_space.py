@@ -89,6 +89,15 @@ def test_baseline_params_keep_only_values_inside_the_space() -> None:
     assert "grad_clip" in params and params["shift"] == 0
 
 
+def test_fixed_values_apply_to_sampled_trials_but_never_change_the_baseline() -> None:
+    space = parse_space("ema = 0.999\nhidden_size = 64\n[lr]\nlow = 1e-4\nhigh = 1e-2\nlog = true")
+    v1 = PRESETS["v1"]
+    baseline = space.suggest(optuna.trial.FixedTrial({"lr": v1.lr}), v1, only=space.params_of(v1))
+    assert baseline == v1  # the objective enqueues it as V1, so it must train as V1
+    sampled = space.suggest(optuna.trial.FixedTrial({"lr": 1e-3}), v1)
+    assert (sampled.ema, sampled.hidden_size, sampled.lr) == (0.999, 64, 1e-3)
+
+
 def test_max_epochs_follows_the_space() -> None:
     assert load_space("default").max_epochs(TrainConfig()) == 30
     fixed = parse_space("epochs = 4\n[lr]\nlow = 1e-3\nhigh = 1e-2")
