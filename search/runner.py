@@ -84,8 +84,7 @@ def run_trials(
     interrupt = _Interrupt()
 
     def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        if interrupt.pressed:  # a Ctrl-C that was swallowed mid-trial: stop now it is recorded
-            raise KeyboardInterrupt
+        interrupt.raise_if_pressed()  # a Ctrl-C held back while the trial was recorded: stop now
         update_bar(bar, study, n_trials, ends)
         write(describe_trial(trial))
         if trial.state != TrialState.FAIL:
@@ -95,17 +94,18 @@ def run_trials(
         if max_consecutive_failures is not None and len(failures) >= max_consecutive_failures:
             study.stop()  # after this trial; the error is raised once optimize returns
 
-    recorded = _Recorded(objective)
+    recorded = _Recorded(objective, interrupt)
 
     def optimize(**kwargs: object) -> None:
         study.optimize(recorded, catch=(MemoryError, torch.OutOfMemoryError), gc_after_trial=True, **kwargs)
 
     try:
         if before < n_trials:
-            with _one_interrupt(write) as interrupt:
+            with _one_interrupt(interrupt, write):
                 optimize(timeout=timeout, callbacks=[MaxTrialsCallback(n_trials, states=FINISHED), on_trial])
+                interrupt.raise_if_pressed()
                 if finished_trials(study) >= n_trials:
-                    _rerun_orphans(study, lambda n: optimize(n_trials=n, callbacks=[on_trial]))
+                    _rerun_orphans(study, lambda n: optimize(n_trials=n, callbacks=[on_trial]), interrupt)
     finally:
         bar.close()
     sweep_stale_trials(study)
@@ -129,7 +129,7 @@ def run_trials(
     )
 
 
-def _rerun_orphans(study: optuna.Study, run: Callable[[int], None]) -> None:
+def _rerun_orphans(study: optuna.Study, run: Callable[[int], None], interrupt: _Interrupt) -> None:
     """Before stopping, wait out the heartbeat grace period of trials still RUNNING.
 
     A worker killed mid-trial leaves its trial RUNNING until the heartbeat is GRACE_SECONDS
@@ -139,6 +139,7 @@ def _rerun_orphans(study: optuna.Study, run: Callable[[int], None]) -> None:
     """
     deadline = time.monotonic() + GRACE_SECONDS + 2 * HEARTBEAT_SECONDS
     while time.monotonic() < deadline:
+        interrupt.raise_if_pressed()
         sweep_stale_trials(study)
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if waiting:
@@ -158,14 +159,22 @@ class _Recorded:
     about the configuration).
     """
 
-    def __init__(self, objective: Callable[[optuna.Trial], float]) -> None:
+    def __init__(self, objective: Callable[[optuna.Trial], float], interrupt: _Interrupt) -> None:
         self.objective = objective
+        self.interrupt = interrupt
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", self.worker)
         try:
-            value = self.objective(trial)
+            # A Ctrl-C held back while Optuna created this trial fails it here, where Optuna
+            # records it; only inside the objective may a Ctrl-C interrupt at once.
+            self.interrupt.raise_if_pressed()
+            self.interrupt.armed = True
+            try:
+                value = self.objective(trial)
+            finally:
+                self.interrupt.armed = False
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C); not a property of the config")
             raise
@@ -181,22 +190,35 @@ class _Recorded:
 
 
 class _Interrupt:
+    """A Ctrl-C seen (``pressed``) and whether it may interrupt at once (``armed``: only
+    while the objective trains; elsewhere it waits for the next safe point)."""
+
     pressed = False
+    armed = False
+
+    def raise_if_pressed(self) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
 
 
 @contextmanager
-def _one_interrupt(write: Callable[[str], None]) -> Iterator[_Interrupt]:
-    """The first Ctrl-C interrupts the trial; further ones are ignored while the trial is
-    recorded, so a double press cannot leave it RUNNING. (A hung database still yields to
-    SIGKILL/SIGTERM, and the heartbeat then fails the trial.)
+def _one_interrupt(state: _Interrupt, write: Callable[[str], None]) -> Iterator[None]:
+    """Ctrl-C stops the run without leaving a trial RUNNING.
 
-    The KeyboardInterrupt raised here can land in a garbage-collector callback, where
-    Python prints and drops it (seen: a worker ran on after the parent's SIGINT), so
-    ``pressed`` stays set and the caller raises again once the trial is recorded.
+    Optuna records a trial only when the objective raises; a KeyboardInterrupt raised while
+    it creates the trial (``study.ask``, the sampler) or records it (``tell``) escapes and
+    leaves the trial RUNNING (seen in CI, 2026-12-01: SIGTERM on a 2-worker launch). So the
+    first Ctrl-C raises at once only inside the objective; elsewhere it is held until the
+    objective starts (which fails the new trial with the reason) or the trial is recorded
+    (``on_trial``). Further presses are ignored while the trial is recorded. (A hung
+    database still yields to SIGKILL/SIGTERM, and the heartbeat then fails the trial.)
+
+    The KeyboardInterrupt can land in a garbage-collector callback, where Python prints and
+    drops it (seen: a worker ran on after the parent's SIGINT), so ``pressed`` stays set and
+    the caller raises again once the trial is recorded.
     """
-    state = _Interrupt()
     if threading.current_thread() is not threading.main_thread():
-        yield state
+        yield
         return
 
     def handler(signum: int, frame: object) -> None:
@@ -204,13 +226,14 @@ def _one_interrupt(write: Callable[[str], None]) -> Iterator[_Interrupt]:
             write("still recording the interrupted trial; stopping in a moment")
             return
         state.pressed = True
-        raise KeyboardInterrupt
+        if state.armed:
+            raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, handler)
     optimize_log = logging.getLogger("optuna.study._optimize")
     optimize_log.addFilter(_no_interrupt_traceback)
     try:
-        yield state
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
         optimize_log.removeFilter(_no_interrupt_traceback)
