@@ -22,9 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 # Trials of a few seconds with an epoch reported every fraction of a second, so a test
-# can kill or interrupt a worker in the middle of one.
+# can kill or interrupt a worker in the middle of one. Epochs of 250 images take ~30 ms
+# on a fast core: with 8 epochs a sampled trial lasted 0.25 s and a test polling every
+# 0.2 s for "epoch 1-3 reported" missed all three trials of its study (CI, 2026-12-01).
 SLOW_SPACE = """
-epochs = 8
+epochs = 60
 batch_size = 16
 [hidden_size]
 low = 16
@@ -101,15 +103,17 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, poll: f
 
 
 def running_trial_with_epoch(storage: str, study: str, pid: int | None = None) -> optuna.trial.FrozenTrial | None:
-    """A RUNNING trial (of process ``pid``, if given) that has reported one to three of its
-    epochs: early enough that it cannot finish before a kill sent now lands (a trial found
-    at its last epoch completed first once in CI, 2026-11-30)."""
+    """A RUNNING trial (of process ``pid``, if given) in the first third of its epochs
+    (at least one reported): early enough that it cannot finish before a kill sent now
+    lands (a trial found at its last epoch completed first once in CI, 2026-11-30), and
+    a window of many polls on a sampled trial of SLOW_SPACE (20 of 60 epochs)."""
     try:
         trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
     except KeyError:  # the study is not created yet
         return None
     for t in trials:
-        if t.state == optuna.trial.TrialState.RUNNING and 1 <= len(t.intermediate_values) <= 3:
+        epochs = (t.user_attrs.get("config") or {}).get("epochs", 3)
+        if t.state == optuna.trial.TrialState.RUNNING and 1 <= len(t.intermediate_values) <= max(1, epochs // 3):
             if pid is None or str(t.user_attrs.get("worker", "")).endswith(f":{pid}"):
                 return t
     return None
