@@ -5,7 +5,7 @@ training split, and run one Optuna trial of the Objective (training + validation
 the largest hidden size and batch size of the default space unless told otherwise. The
 parent reads the child's peak RSS from getrusage, so nothing is sampled or missed.
 
-    PYTHONPATH=. python benchmarks/bench_rss.py --data-root /work/shared/mnist
+    PYTHONPATH=. python benchmarks/bench_rss.py --data-root ../shared/mnist
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ print(f"peak RSS before the trial (imports + data) {{before / 1024:.0f}} MiB")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default="/work/shared/mnist")
+    parser.add_argument("--data-root", default=None, help="MNIST folder (default: $LSTM_SEARCH_DATA, else ./data)")
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=3, help="lowest the default space allows")

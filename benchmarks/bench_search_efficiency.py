@@ -8,7 +8,7 @@ seeds), trials finished (complete + pruned), and the time each run needed to fir
 each --target (median over seeds; a run that never reaches it counts as the full budget,
 shown with '>'), then the ratio random / TPE+Hyperband per target.
 
-    PYTHONPATH=. python benchmarks/bench_search_efficiency.py --data-root /work/shared/mnist
+    PYTHONPATH=. python benchmarks/bench_search_efficiency.py --data-root ../shared/mnist
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def first_reach(curve: list[tuple[float, float]], target: float) -> float | None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", default="/work/shared/mnist")
+    parser.add_argument("--data-root", default=None, help="MNIST folder (default: $LSTM_SEARCH_DATA, else ./data)")
     parser.add_argument("--space", default="quick")
     parser.add_argument("--budget", type=float, default=120.0, help="wall seconds per run")
     parser.add_argument("--seeds", type=int, default=3)

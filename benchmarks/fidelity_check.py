@@ -9,7 +9,7 @@ retrained by the service at the table's fidelity: a study `fidelity-10k` in the 
 database gets them enqueued and `lstm-search launch` runs them (random sampler, no pruner,
 one worker on one thread, exactly the recording command of record_curves.py).
 
-    LSTM_SEARCH_DATA=../shared/mnist python benchmarks/fidelity_check.py --live /tmp/curves.db
+    LSTM_SEARCH_DATA=../shared/mnist python benchmarks/fidelity_check.py --live runs/curves.db
     python benchmarks/fidelity_check.py --summary-only
 
 Prints each configuration's two final validation accuracies and Spearman's rho (and
