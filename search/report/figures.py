@@ -199,6 +199,9 @@ def slice_figure(study: optuna.Study, params: list[str], path: Path) -> Path:
             xs = values
             if getattr(dist, "log", False):
                 ax.set_xscale("log")
+                # 1-2-5 ticks: a range inside one decade (hidden 128-512) has no decade tick to label
+                ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
                 ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         shown = ax.scatter(xs, err, c=[t.number for t in have], cmap="viridis", s=18)
         ax.set(xlabel=name, yscale="log", title=name)
@@ -206,9 +209,11 @@ def slice_figure(study: optuna.Study, params: list[str], path: Path) -> Path:
         ax.invert_yaxis()  # better trials higher up
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation accuracy (log error axis)")
-    fig.colorbar(shown, ax=axes[0].tolist(), label="trial number")
     fig.suptitle(f"Slice plot: final validation accuracy of the {len(trials)} complete trials", fontsize=10)
+    # Margins first: the colour bar then takes its room from the panels. Set after it, they
+    # would put the panels back where the bar is drawn (it hid the last panel's labels).
     fig.subplots_adjust(bottom=0.16, top=0.86)
+    fig.colorbar(shown, ax=axes[0].tolist(), label="trial number")
     return _save(fig, path, tight=False)
 
 
