@@ -29,6 +29,7 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -124,10 +125,23 @@ def search(arms: list[Arm], folder: Path, budget_s: float, data_root: str | None
         state["started"] = state["started"] or now()
         running[arm] = subprocess.Popen(launch_command(arm, folder, left, data_root, device), cwd=ROOT, env=env,
                                         stdout=log, stderr=subprocess.STDOUT)
-    failed = []
-    last = time.monotonic()
+    failed = wait(running, states, folder)
+    if failed:
+        raise SystemExit("paired_runs.py: " + "; ".join(failed))
+
+
+def wait(running: dict[Arm, subprocess.Popen[bytes]], states: dict[Arm, dict[str, Any]], folder: Path) -> list[str]:
+    """Poll the launches until all have ended, adding the wall time and load to each arm's
+    state (saved at every poll, so a kill loses seconds, not the budget spent). Ctrl-C
+    passes to the launches, which stop cleanly; the arms then resume on the next run."""
+    failed, interrupted, last = [], False, time.monotonic()
     while running:
-        time.sleep(POLL_S)
+        try:
+            time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            interrupted = True
+            for proc in running.values():
+                proc.send_signal(signal.SIGINT)
         tick, load = time.monotonic(), os.getloadavg()[0]
         for arm in list(running):
             state, code = states[arm], running[arm].poll()
@@ -137,13 +151,14 @@ def search(arms: list[Arm], folder: Path, budget_s: float, data_root: str | None
             if code is not None:
                 del running[arm]
                 state["ended"] = now()
-                state["searched"] = code == 0
-                if code != 0:
+                state["searched"] = code == 0 and not interrupted
+                if code != 0 and not interrupted:
                     failed.append(f"{arm.name} exited {code} (see {folder / arm.name}.log)")
             write_state(arm, folder, state)
         last = tick
-    if failed:
-        raise SystemExit("paired_runs.py: " + "; ".join(failed))
+    if interrupted:
+        raise SystemExit("paired_runs.py: interrupted; run the same command again to resume")
+    return failed
 
 
 def score(arm: Arm, folder: Path, train_images: int, data_root: str | None, device: str) -> dict[str, Any]:

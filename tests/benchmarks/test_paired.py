@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,53 @@ def test_summary_without_45_minute_pairs_says_so(tmp_path: Path, capsys: pytest.
     assert lines[-1] == "paired edge nan pp [nan, nan] n=0"
     assert paired_summary.main(["--csv", str(tmp_path / "absent.csv")]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "paired edge nan pp [nan, nan] n=0"
+
+
+class FakeLaunch:
+    """Stands in for `lstm-search launch`: records the seconds each arm is given and runs
+    a short process ending with ``code``."""
+
+    def __init__(self, code: int = 0) -> None:
+        self.code = code
+        self.given: dict[str, float] = {}
+
+    def __call__(self, arm: paired_runs.Arm, folder: Path, seconds: float, data_root: object, device: str) -> list[str]:
+        self.given[arm.strategy] = seconds
+        span = folder / f"{arm.strategy}.span"  # when it started and ended
+        return [sys.executable, "-c", (f"import time, sys; a = time.time(); time.sleep(0.3); "
+                f"open({str(span)!r}, 'w').write(f'{{a}} {{time.time()}}'); sys.exit({self.code})")]
+
+
+def test_search_runs_both_arms_at_once_and_resumes_with_the_budget_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paired_runs, "POLL_S", 0.05)
+    fake = FakeLaunch()
+    monkeypatch.setattr(paired_runs, "launch_command", fake)
+    arms = [paired_runs.Arm(0, s, 2, 500, 1000) for s in ("default", "sweep")]
+    # The sweep was interrupted after 40 of its 100 s: it resumes for the 60 left.
+    interrupted = paired_runs.read_state(arms[1], tmp_path)
+    paired_runs.write_state(arms[1], tmp_path, {**interrupted, "seconds": 40.0, "started": "earlier"})
+    paired_runs.search(arms, tmp_path, 100.0, None, "cpu")
+    spans = [[float(t) for t in (tmp_path / f"{s}.span").read_text().split()] for s in ("default", "sweep")]
+    assert max(a for a, _ in spans) < min(b for _, b in spans)  # side by side, not one after the other
+    assert fake.given == {"default": 100.0, "sweep": 60.0}
+    for arm in arms:
+        state = paired_runs.read_state(arm, tmp_path)
+        assert state["searched"] and state["ended"] and state["load_n"] >= 1
+    assert paired_runs.read_state(arms[1], tmp_path)["started"] == "earlier"  # the first start is kept
+    assert 0.3 <= paired_runs.read_state(arms[0], tmp_path)["seconds"] < 1.5
+    fake.given.clear()
+    paired_runs.search(arms, tmp_path, 100.0, None, "cpu")  # both searched: nothing runs again
+    assert fake.given == {}
+
+
+def test_a_failed_launch_is_one_line_and_its_arm_stays_unsearched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paired_runs, "POLL_S", 0.05)
+    monkeypatch.setattr(paired_runs, "launch_command", FakeLaunch(code=2))
+    arm = paired_runs.Arm(0, "default", 2, 500, 1000)
+    with pytest.raises(SystemExit, match=r"paired-default-2m-500-v1000-p0 exited 2 \(see .*\.log\)"):
+        paired_runs.search([arm], tmp_path, 100.0, None, "cpu")
+    assert not paired_runs.read_state(arm, tmp_path)["searched"]
