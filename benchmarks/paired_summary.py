@@ -7,7 +7,7 @@ pairs (seeded, so the same table prints the same interval), the share of pairs t
 default won (ties counted apart), and the mean validation edge beside it.
 
     python benchmarks/paired_summary.py
-    python benchmarks/paired_summary.py --csv /tmp/runs.csv --resamples 20000
+    python benchmarks/paired_summary.py --csv my_runs.csv --resamples 20000
 
 The last line is `paired edge X pp [lo, hi] n=N` for the 45-minute budget (--headline);
 with no 45-minute pair yet it is `paired edge nan pp [nan, nan] n=0`.
