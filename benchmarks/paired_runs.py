@@ -121,10 +121,10 @@ def search(arms: list[Arm], folder: Path, budget_s: float, data_root: str | None
         if state["searched"] or left < 1:
             continue
         print(f"{arm.name}: searching for {left / 60:.1f} min" + (" (resumed)" if state["seconds"] else ""))
-        log = (folder / f"{arm.name}.log").open("ab")
         state["started"] = state["started"] or now()
-        running[arm] = subprocess.Popen(launch_command(arm, folder, left, data_root, device), cwd=ROOT, env=env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+        with (folder / f"{arm.name}.log").open("ab") as log:  # the launch keeps its own copy
+            running[arm] = subprocess.Popen(launch_command(arm, folder, left, data_root, device), cwd=ROOT,
+                                            env=env, stdout=log, stderr=subprocess.STDOUT)
     failed = wait(running, states, folder)
     if failed:
         raise SystemExit("paired_runs.py: " + "; ".join(failed))
