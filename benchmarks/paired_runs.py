@@ -213,6 +213,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     banner("paired runs: default launch vs random sweep")
+    # A kill (SIGTERM) stops cleanly as Ctrl-C does: passed to the launches, states saved.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     device = str(resolve_device(args.device))
     args.studies.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
