@@ -359,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tied, se = tied_with_best(final, args.val_images)
     print(f"rows within one standard error ({100 * se:.2f} pp on {args.val_images} validation images) of the "
           f"best: {tied} of {len(final)}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line per lookup study
     fidelity = mapping_fidelity(table, space)
     print("Spearman(sampled value, value of the replayed nearest row), 400 random draws: "
           + ", ".join(f"{name} {rho:.2f}" for name, rho in fidelity.items()) + "\n")
