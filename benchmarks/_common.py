@@ -25,6 +25,7 @@ __all__ = [
     "NNLSTMClassifier",
     "banner",
     "cpu_description",
+    "cpu_model",
     "matmul_peak_gflops",
     "median",
     "sgemm_peak_gflops",
@@ -46,14 +47,27 @@ class NNLSTMClassifier(nn.Module):
         return self.fc(out[:, -1])
 
 
+def _lscpu() -> str:
+    try:
+        return subprocess.run(["lscpu"], check=False, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def cpu_model() -> str:
+    """lscpu's "Model name" alone (one CSV cell per run: which machine measured it)."""
+    for line in _lscpu().splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Model name":
+            return value.strip()
+    return platform.processor() or "unknown CPU"
+
+
 def cpu_description() -> str:
     """The CPU model and the flags that decide kernel speed (from lscpu), for every header:
     the machine changes between sessions, and figures are comparable only on one of them."""
     model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        out = ""
+    out = _lscpu()
     for line in out.splitlines():
         key, _, value = line.partition(":")
         if key.strip() == "Model name":

@@ -157,3 +157,39 @@ def test_strategy_names(text: str, parsed: tuple) -> None:
 def test_malformed_strategy_is_one_clear_error(text: str) -> None:
     with pytest.raises(SystemExit, match="is not sampler/pruner"):
         replay.parse_strategy(text)
+
+
+def test_rows_within_one_standard_error_of_the_best_count_as_tied() -> None:
+    final = np.array([0.990, 0.989, 0.985, 0.97])
+    tied, se = replay.tied_with_best(final, val_images=5000)
+    assert se == pytest.approx(math.sqrt(0.99 * 0.01 / 5000))
+    assert tied == 2  # 0.989 is 0.1 pp behind, inside one standard error (0.14 pp); 0.985 is not
+    assert replay.tied_with_best(final, val_images=10**7)[0] == 1  # a huge split tells them apart
+
+
+def test_mapping_fidelity_is_loose_on_a_small_table_and_tighter_on_a_large_one(
+    table: replay.Table, tmp_path: Path
+) -> None:
+    """A sampled configuration replays its nearest row: on a few rows the replayed numeric
+    values follow the sampled ones only loosely, the reason the replay no longer claims a speedup."""
+    space = load_space("default")
+    small = replay.mapping_fidelity(table, space, draws=100)
+    numeric = {name for name, spec in space.params.items() if not isinstance(spec, replay.Categorical)}
+    assert set(small) == numeric and all(-1 <= rho <= 1 for rho in small.values())
+    large = replay.mapping_fidelity(replay.load_table(write_table(tmp_path / "large.csv", n=200)), space, draws=100)
+    assert np.mean(list(small.values())) < np.mean(list(large.values()))
+    assert small["lr"] < 0.9
+
+
+def test_replay_output_is_labelled_a_replay_not_a_gain_of_the_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_table(tmp_path / "curves.csv")
+    assert replay.main(["--table", str(path), "--seeds", "1", "--jobs", "1", "--budget-factor", "0.3",
+                        "--strategies", "random/none", "tpe/hyperband-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "speedup" not in "\n".join(line for line in out.lower().splitlines() if not line.startswith("#"))
+    assert "rows within one standard error" in out and "Spearman(sampled value" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("replay of 40 recorded rows (nearest-row lookup; not the search's gain")
+    assert "random/none" in last and "tpe/hyperband-progress" in last

@@ -1,0 +1,116 @@
+"""What the default search buys over a random sweep: the paired edge on test, per budget.
+
+Reads the table of benchmarks/paired_runs.py and prints, for each budget: the number of
+complete pairs (both arms scored with the same final-run images), the mean test edge
+(default minus sweep, percentage points) with a 95% bootstrap interval that resamples
+pairs (seeded, so the same table prints the same interval), the share of pairs the
+default won (ties counted apart), and the mean validation edge beside it.
+
+    python benchmarks/paired_summary.py
+    python benchmarks/paired_summary.py --csv my_runs.csv --resamples 20000
+
+The last line is `paired edge X pp [lo, hi] n=N` for the 45-minute budget (--headline);
+with no 45-minute pair yet it is `paired edge nan pp [nan, nan] n=0`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
+
+from benchmarks.paired_csv import read_rows
+
+CSV = ROOT / "benchmarks" / "data" / "paired_runs.csv"
+HEADLINE_BUDGET = 45.0
+
+
+class Pair(NamedTuple):
+    pair: int
+    train_images: int
+    test_edge: float  # default minus sweep, percentage points
+    val_edge: float
+
+
+class Interval(NamedTuple):
+    mean: float
+    lo: float
+    hi: float
+
+
+def paired_edges(rows: Sequence[dict[str, str]]) -> dict[float, list[Pair]]:
+    """Budget (minutes) -> its complete pairs. A pair is complete when both arms are in
+    the table with the same train_images (their test scores are then comparable)."""
+    arms: dict[tuple[float, int, int], dict[str, dict[str, str]]] = {}
+    for row in rows:
+        key = (float(row["budget_min"]), int(row["pair"]), int(row["train_images"]))
+        arms.setdefault(key, {})[row["strategy"]] = row
+    edges: dict[float, list[Pair]] = {}
+    for (budget, pair, images), by in sorted(arms.items()):
+        if {"default", "sweep"} <= by.keys():
+            d, s = by["default"], by["sweep"]
+            edges.setdefault(budget, []).append(Pair(
+                pair, images, float(d["test_acc"]) - float(s["test_acc"]), float(d["val_acc"]) - float(s["val_acc"])))
+    return edges
+
+
+def bootstrap_mean(values: Sequence[float], resamples: int = 10_000, seed: int = 0, level: float = 0.95) -> Interval:
+    """The mean of ``values`` and its percentile bootstrap interval: ``resamples`` draws of
+    len(values) pairs with replacement (whole pairs, so each pair's two arms stay together)."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return Interval(float("nan"), float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(means, [tail, 1 - tail])
+    # Rounding: resampling a constant gives exactly the constant, never a sliver around it.
+    return Interval(float(x.mean()), min(float(lo), float(x.mean())), max(float(hi), float(x.mean())))
+
+
+def headline(pairs: Sequence[Pair], resamples: int, seed: int) -> str:
+    ci = bootstrap_mean([p.test_edge for p in pairs], resamples, seed)
+    return f"paired edge {ci.mean:+.2f} pp [{ci.lo:+.2f}, {ci.hi:+.2f}] n={len(pairs)}".replace("+nan", "nan")
+
+
+def describe(budget: float, pairs: Sequence[Pair], resamples: int, seed: int) -> str:
+    ci = bootstrap_mean([p.test_edge for p in pairs], resamples, seed)
+    won = sum(p.test_edge > 0 for p in pairs)
+    tied = sum(p.test_edge == 0 for p in pairs)
+    images = sorted({p.train_images for p in pairs})
+    return (f"budget {budget:g} min: {len(pairs)} pairs (final runs on {', '.join(f'{i:,}' for i in images)} images); "
+            f"test edge {ci.mean:+.2f} pp, 95% CI [{ci.lo:+.2f}, {ci.hi:+.2f}]; "
+            f"default won {won}/{len(pairs)} ({100 * won / len(pairs):.0f}%, {tied} tied); "
+            f"val edge {np.mean([p.val_edge for p in pairs]):+.2f} pp")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="paired_summary.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--csv", type=Path, default=CSV, help="paired_runs.py's table (default: benchmarks/data/paired_runs.csv)")
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--headline", type=float, default=HEADLINE_BUDGET, help="budget (minutes) of the last line")
+    args = p.parse_args(argv)
+    if args.resamples < 1:
+        p.error(f"--resamples must be >= 1 (got {args.resamples})")
+    edges = paired_edges(read_rows(args.csv))
+    print("edge = default launch minus random sweep (--sampler random --pruner none), test accuracy of "
+          "each arm's V2 after one final run, percentage points; CI: bootstrap over pairs")
+    for budget, pairs in edges.items():
+        print(describe(budget, pairs, args.resamples, args.seed))
+    top = edges.get(args.headline, [])
+    if not top:
+        print(f"no {args.headline:g}-minute pairs yet (benchmarks/paired_runs.py --budget-min {args.headline:g})")
+    print(headline(top, args.resamples, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

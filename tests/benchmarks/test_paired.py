@@ -1,0 +1,214 @@
+"""The paired-runs table (writer, resume) and its summary (pairing, bootstrap, last line)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import paired_runs, paired_summary
+from benchmarks.paired_csv import COLUMNS, append_row, read_rows, row_key
+
+
+def arm_row(pair: int, strategy: str, test: float, val: float = 99.0, budget: float = 45,
+            images: int = 60_000) -> dict[str, object]:
+    return {"pair": pair, "strategy": strategy, "budget_min": f"{budget:g}", "train_images": images,
+            "config": json.dumps({"hidden_size": 128, "seed": pair}), "val_acc": f"{val:.2f}",
+            "test_acc": f"{test:.2f}", "started": "2026-12-03T09:00:00+00:00",
+            "ended": "2026-12-03T09:45:00+00:00", "cpu": "AMD EPYC", "load_avg": "2.01"}
+
+
+def write_table(path: Path, edges: list[float], budget: float = 45, base: float = 99.0) -> None:
+    for i, edge in enumerate(edges):
+        append_row(path, arm_row(i, "sweep", base, budget=budget))
+        append_row(path, arm_row(i, "default", base + edge, budget=budget))
+
+
+def test_writer_appends_and_a_rerun_does_not_duplicate(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "runs.csv"
+    assert read_rows(path) == []  # no file yet: nothing done
+    assert append_row(path, arm_row(0, "default", 99.3))
+    assert append_row(path, arm_row(0, "sweep", 99.1))
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS)  # header once, first
+    # The same arm again (as a resumed run would write it) is refused, even with other scores.
+    assert not append_row(path, arm_row(0, "default", 98.0))
+    # Another budget or another number of final-run images is another row.
+    assert append_row(path, arm_row(0, "default", 99.0, budget=20))
+    assert append_row(path, arm_row(0, "default", 99.0, images=10_000))
+    rows = read_rows(path)
+    assert len(rows) == 4 and len(path.read_text().splitlines()) == 5
+    assert rows[0]["test_acc"] == "99.30"  # the first write stands
+    assert json.loads(rows[0]["config"]) == {"hidden_size": 128, "seed": 0}
+    assert row_key(rows[0]) == row_key(arm_row(0, "default", 0.0)) == (0, "default", 45.0, 60_000)
+
+
+def test_writer_refuses_incomplete_rows_and_foreign_tables(tmp_path: Path) -> None:
+    path = tmp_path / "runs.csv"
+    row = arm_row(0, "default", 99.0)
+    del row["load_avg"]
+    with pytest.raises(ValueError, match="load_avg"):
+        append_row(path, row)
+    assert not path.exists()
+    path.write_text("pair,strategy,acc\n0,default,99\n")
+    with pytest.raises(SystemExit, match="columns"):
+        read_rows(path)
+
+
+def test_resume_skips_the_arms_already_in_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both arms of pair 0 in the table: a rerun searches and trains nothing for it."""
+    path = tmp_path / "runs.csv"
+    append_row(path, arm_row(0, "default", 99.3, budget=0.5, images=1000))
+    append_row(path, arm_row(0, "sweep", 99.1, budget=0.5, images=1000))
+    before = path.read_text()
+    assert paired_runs.main(["--budget-min", "0.5", "--train-images", "1000", "--seeds", "0", "--csv", str(path),
+                             "--studies", str(tmp_path / "studies")]) == 0
+    assert "both arms already in" in capsys.readouterr().out
+    assert path.read_text() == before
+    assert not any((tmp_path / "studies").iterdir())  # no study was started
+
+
+def test_the_two_arms_differ_only_in_sampler_and_pruner(tmp_path: Path) -> None:
+    arms = [paired_runs.Arm(3, s, 45, 10_000, 5000) for s in ("default", "sweep")]
+    default, sweep = (paired_runs.launch_command(a, tmp_path, 2700, "data", "cpu") for a in arms)
+    assert sweep[sweep.index("--sampler") + 1] == "random" and sweep[sweep.index("--pruner") + 1] == "none"
+    assert "--sampler" not in default and "--pruner" not in default  # the launch's own defaults
+    for flag, value in (("--timeout", "2700"), ("--seed", "3"), ("--subset", "10000"), ("--val-size", "5000"),
+                        ("--workers", "1"), ("--threads", "1")):
+        assert default[default.index(flag) + 1] == sweep[sweep.index(flag) + 1] == value
+    assert arms[0].name != arms[1].name and arms[0].storage(tmp_path) != arms[1].storage(tmp_path)
+
+
+def test_state_keeps_the_budget_spent_across_restarts(tmp_path: Path) -> None:
+    arm = paired_runs.Arm(0, "sweep", 45, None, 5000)
+    state = paired_runs.read_state(arm, tmp_path)
+    assert state["seconds"] == 0 and not state["searched"]
+    state["seconds"] = 1234.5
+    paired_runs.write_state(arm, tmp_path, state)
+    assert paired_runs.read_state(arm, tmp_path)["seconds"] == 1234.5
+
+
+@pytest.mark.parametrize("argv", [["--budget-min", "0"], ["--budget-min", "45", "--train-images", "70000"],
+                                  ["--budget-min", "45", "--seeds", "1", "1"]])
+def test_bad_options_are_one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        paired_runs.parse_args(argv)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("paired_runs.py: error: --")
+
+
+def test_bootstrap_interval_covers_the_true_mean_at_about_its_level() -> None:
+    """200 synthetic paired tables (12 pairs, true edge 0.1 pp, sd 0.12): the 95% interval
+    covers 0.1 in most of them; a percentile bootstrap of a small sample is a little narrow."""
+    rng = np.random.default_rng(1)
+    covered = []
+    for k in range(200):
+        ci = paired_summary.bootstrap_mean(rng.normal(0.1, 0.12, size=12), resamples=2000, seed=k)
+        assert ci.lo <= ci.mean <= ci.hi
+        covered.append(ci.lo <= 0.1 <= ci.hi)
+    assert 0.85 <= np.mean(covered) <= 0.99
+
+
+def test_bootstrap_narrows_with_more_pairs_and_is_seeded() -> None:
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(0, 1, 5), rng.normal(0, 1, 80)
+    width = lambda ci: ci.hi - ci.lo
+    assert width(paired_summary.bootstrap_mean(many)) < width(paired_summary.bootstrap_mean(few))
+    assert paired_summary.bootstrap_mean(few, seed=3) == paired_summary.bootstrap_mean(few, seed=3)
+
+
+def test_constant_edge_gives_a_zero_width_interval() -> None:
+    ci = paired_summary.bootstrap_mean([0.15] * 7)
+    assert ci == (pytest.approx(0.15), pytest.approx(0.15), pytest.approx(0.15))
+    assert ci.hi - ci.lo == pytest.approx(0.0, abs=1e-12)
+
+
+def test_pairs_need_both_arms_with_the_same_final_images(tmp_path: Path) -> None:
+    path = tmp_path / "runs.csv"
+    write_table(path, [0.2, -0.1])
+    append_row(path, arm_row(5, "default", 99.5))  # its sweep never finished
+    append_row(path, arm_row(6, "default", 99.5, images=10_000))
+    append_row(path, arm_row(6, "sweep", 99.0))  # other final-run images: not comparable
+    edges = paired_summary.paired_edges(read_rows(path))
+    assert [p.pair for p in edges[45.0]] == [0, 1]
+    assert [round(p.test_edge, 2) for p in edges[45.0]] == [0.2, -0.1]
+
+
+def test_summary_prints_each_budget_and_ends_with_the_45_minute_edge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "runs.csv"
+    write_table(path, [0.1, 0.1, 0.0, -0.2], budget=20)
+    write_table(path, [0.18, -0.08, 0.14, 0.0])
+    assert paired_summary.main(["--csv", str(path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("budget 20 min: 4 pairs") and "won 2/4" in line and "1 tied" in line for line in lines)
+    budget45 = next(line for line in lines if line.startswith("budget 45 min"))
+    assert "test edge +0.06 pp" in budget45 and "won 2/4" in budget45
+    last = lines[-1]
+    assert last.startswith("paired edge +0.06 pp [") and last.endswith("] n=4")
+    lo, hi = (float(v) for v in last.split("[")[1].split("]")[0].split(","))
+    assert -0.08 <= lo < 0.06 < hi <= 0.18  # inside the range of the pairs' edges
+
+
+def test_summary_without_45_minute_pairs_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "runs.csv"
+    write_table(path, [0.1, 0.2], budget=20)
+    assert paired_summary.main(["--csv", str(path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2].startswith("no 45-minute pairs yet")
+    assert lines[-1] == "paired edge nan pp [nan, nan] n=0"
+    assert paired_summary.main(["--csv", str(tmp_path / "absent.csv")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "paired edge nan pp [nan, nan] n=0"
+
+
+class FakeLaunch:
+    """Stands in for `lstm-search launch`: records the seconds each arm is given and runs
+    a short process ending with ``code``."""
+
+    def __init__(self, code: int = 0) -> None:
+        self.code = code
+        self.given: dict[str, float] = {}
+
+    def __call__(self, arm: paired_runs.Arm, folder: Path, seconds: float, data_root: object, device: str) -> list[str]:
+        self.given[arm.strategy] = seconds
+        span = folder / f"{arm.strategy}.span"  # when it started and ended
+        return [sys.executable, "-c", (f"import time, sys; a = time.time(); time.sleep(0.3); "
+                f"open({str(span)!r}, 'w').write(f'{{a}} {{time.time()}}'); sys.exit({self.code})")]
+
+
+def test_search_runs_both_arms_at_once_and_resumes_with_the_budget_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paired_runs, "POLL_S", 0.05)
+    fake = FakeLaunch()
+    monkeypatch.setattr(paired_runs, "launch_command", fake)
+    arms = [paired_runs.Arm(0, s, 2, 500, 1000) for s in ("default", "sweep")]
+    # The sweep was interrupted after 40 of its 100 s: it resumes for the 60 left.
+    interrupted = paired_runs.read_state(arms[1], tmp_path)
+    paired_runs.write_state(arms[1], tmp_path, {**interrupted, "seconds": 40.0, "started": "earlier"})
+    paired_runs.search(arms, tmp_path, 100.0, None, "cpu")
+    spans = [[float(t) for t in (tmp_path / f"{s}.span").read_text().split()] for s in ("default", "sweep")]
+    assert max(a for a, _ in spans) < min(b for _, b in spans)  # side by side, not one after the other
+    assert fake.given == {"default": 100.0, "sweep": 60.0}
+    for arm in arms:
+        state = paired_runs.read_state(arm, tmp_path)
+        assert state["searched"] and state["ended"] and state["load_n"] >= 1
+    assert paired_runs.read_state(arms[1], tmp_path)["started"] == "earlier"  # the first start is kept
+    assert 0.3 <= paired_runs.read_state(arms[0], tmp_path)["seconds"] < 1.5
+    fake.given.clear()
+    paired_runs.search(arms, tmp_path, 100.0, None, "cpu")  # both searched: nothing runs again
+    assert fake.given == {}
+
+
+def test_a_failed_launch_is_one_line_and_its_arm_stays_unsearched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paired_runs, "POLL_S", 0.05)
+    monkeypatch.setattr(paired_runs, "launch_command", FakeLaunch(code=2))
+    arm = paired_runs.Arm(0, "default", 2, 500, 1000)
+    with pytest.raises(SystemExit, match=r"paired-default-2m-500-v1000-p0 exited 2 \(see .*\.log\)"):
+        paired_runs.search([arm], tmp_path, 100.0, None, "cpu")
+    assert not paired_runs.read_state(arm, tmp_path)["searched"]
