@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what the pruner compares trials at: the same epoch, or the same percentage of "
                    "each trial's own epochs (the same point of its LR schedule); fixed per study "
                    f"(default: a resumed study's own, else {DEFAULT_PRUNE_BY})")
+    p.add_argument("--floor", action="store_true",
+                   help="also prune a trial that is below the V1 baseline's validation curve (by more than "
+                   "the split's noise) from a third of its epochs on; off by default, see benchmarks/RESULTS.md")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and every trial's init")
     add_worker_args(p)
     g = p.add_argument_group("warm start (begin with the best configurations of an earlier study)")
