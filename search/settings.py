@@ -76,6 +76,8 @@ class LaunchSettings:
     warm_start_storage: str | None = None  # its storage (default: --storage)
     warm_start_k: int = DEFAULT_WARM_START_K
     floor: bool = False  # also prune trials below V1's curve (search/floor.py)
+    prior: str | None = None  # an earlier study whose finished trials join the sampler's history
+    prior_storage: str | None = None  # its storage (default: --storage; "builtin" for --prior builtin)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchSettings:
@@ -116,6 +118,7 @@ class LaunchSettings:
             worker_index=args.worker_index, resume=args.resume, progress=not args.no_progress,
             warm_start=getattr(args, "warm_start", None), warm_start_storage=getattr(args, "warm_start_storage", None),
             warm_start_k=warm_k, floor=getattr(args, "floor", False),
+            prior=getattr(args, "prior", None), prior_storage=getattr(args, "prior_storage", None),
         )
 
     @property
