@@ -70,15 +70,16 @@ def load_table(storage: str, study_name: str) -> tuple[list[Curve], int]:
     return curves, int(study.user_attrs.get("val_size") or 5000)
 
 
-def run_order(curves: list[Curve], strategy: str, val_size: int) -> tuple[float, set[int]]:
+def run_order(curves: list[Curve], strategy: str, val_size: int, name: str) -> tuple[float, set[int]]:
     """Worker-minutes and the trial numbers pruned, feeding ``curves`` in this order."""
-    name, margin = STRATEGIES[strategy]
+    pruner_name, margin = STRATEGIES[strategy]
     longest = max(len(c.acc) for c in curves)
     shortest = min(len(c.acc) for c in curves)
-    pruner = make_pruner(name, longest, shortest, progress=True, floor=margin is not None)
+    pruner = make_pruner(pruner_name, longest, shortest, progress=True, floor=margin is not None)
     if margin is not None:
         pruner.margin = margin  # type: ignore[attr-defined]
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    # Named, not random: Hyperband picks each trial's bracket from a hash of the study's name.
+    study = optuna.create_study(study_name=name, direction="maximize", pruner=pruner)
     study.set_user_attr("val_size", val_size)  # the floor's noise margin reads it
     minutes, pruned = 0.0, set()
     for c in curves:
@@ -113,11 +114,11 @@ def measure(label: str, curves: list[Curve], val_size: int, orders: int, seed: i
     top5, tied = top_sets(curves, val_size)
     rng = random.Random(seed)
     results: dict[str, list[tuple[float, set[int]]]] = {s: [] for s in STRATEGIES}
-    for _ in range(orders):
+    for order in range(orders):
         rest = curves[1:]
         rng.shuffle(rest)
         for strategy in STRATEGIES:
-            results[strategy].append(run_order([curves[0], *rest], strategy, val_size))
+            results[strategy].append(run_order([curves[0], *rest], strategy, val_size, f"order-{order}"))
     print(f"\n## {label}: {len(curves) - 1} configurations + V1, {orders} orders, "
           f"top 5% = {len(top5)}, tied with the best (2 SE of {val_size} images) = {len(tied)}")
     print("| strategy | worker-min, mean ± sd | saved vs none | pruned trials | top-5% pruned | tied-best pruned |")
