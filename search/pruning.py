@@ -27,6 +27,7 @@ import math
 import optuna
 
 from model.errors import UserInputError
+from search.floor import FloorMixin
 
 __all__ = [
     "DEFAULT_PRUNER",
@@ -118,17 +119,25 @@ class _StartupMixin:
         return bool(prune) and (self.startup <= 0 or _finished_trials(study) >= self.startup)
 
 
-class _Hyperband(_StartupMixin, optuna.pruners.HyperbandPruner):
+class _Hyperband(_StartupMixin, FloorMixin, optuna.pruners.HyperbandPruner):
     pass
 
 
-class _SuccessiveHalving(_StartupMixin, optuna.pruners.SuccessiveHalvingPruner):
+class _SuccessiveHalving(_StartupMixin, FloorMixin, optuna.pruners.SuccessiveHalvingPruner):
+    pass
+
+
+class _FlooredMedian(FloorMixin, optuna.pruners.MedianPruner):
+    pass
+
+
+class _FloorOnly(FloorMixin, optuna.pruners.NopPruner):
     pass
 
 
 def make_pruner(
     name: str, max_epochs: int, min_epochs: int = 1, progress: bool = False, first: int | None = None,
-    startup: int | None = None,
+    startup: int | None = None, floor: bool = False,
 ) -> optuna.pruners.BasePruner:
     """A pruner over epochs (max_epochs / min_epochs: the longest / shortest trial the space
     allows) or, with ``progress``, over the percentage of each trial's epochs done.
@@ -136,7 +145,8 @@ def make_pruner(
     ``first`` moves the first rung (an epoch, or a percentage with ``progress``) from the
     default FIRST_RUNG / FIRST_PROGRESS; ``startup`` (Hyperband and SHA) the number of
     finished trials before anything is pruned, from DEFAULT_STARTUP. benchmarks/replay.py
-    uses both to compare choices."""
+    uses both to compare choices. ``floor`` also prunes a trial below the V1 baseline's curve
+    from a third of its epochs on (search/floor.py)."""
     if first is not None and first < 1:
         raise ValueError(f"first rung {first} must be >= 1")
     startup = DEFAULT_STARTUP if startup is None else startup
@@ -153,9 +163,12 @@ def make_pruner(
         pruner = (_Hyperband(min_resource=first, max_resource=top, reduction_factor=REDUCTION) if name == "hyperband"
                   else _SuccessiveHalving(min_resource=first, reduction_factor=REDUCTION))
         pruner.startup = startup
-        return pruner
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=first)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise UserInputError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
+    elif name == "median":
+        pruner = (_FlooredMedian if floor else optuna.pruners.MedianPruner)(n_startup_trials=5, n_warmup_steps=first)
+    elif name == "none":
+        pruner = _FloorOnly() if floor else optuna.pruners.NopPruner()
+    else:
+        raise UserInputError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
+    if isinstance(pruner, FloorMixin):
+        pruner.floor, pruner.progress_steps = floor, progress
+    return pruner

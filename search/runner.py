@@ -19,14 +19,13 @@ from dataclasses import dataclass
 
 import optuna
 import torch
-from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from search.formatting import short_number
 from search.objective import Objective
 from search.study import (
-    FINISHED, GRACE_SECONDS, HEARTBEAT_SECONDS, best_trial, finished_trials, sweep_stale_trials,
+    GRACE_SECONDS, HEARTBEAT_SECONDS, best_trial, finished_trials, sweep_stale_trials,
 )
 
 __all__ = [
@@ -51,6 +50,15 @@ class RunSummary:
     seconds: float
     best_value: float | None
     best_number: int | None
+
+
+def _stop_at(n_trials: int) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """Stop once the study holds ``n_trials`` finished trials that count (Optuna's
+    MaxTrialsCallback would count prior copies too, search/prior.py)."""
+    def stop(study: optuna.Study, trial: FrozenTrial) -> None:
+        if finished_trials(study) >= n_trials:
+            study.stop()
+    return stop
 
 
 def run_trials(
@@ -102,7 +110,7 @@ def run_trials(
     try:
         if before < n_trials:
             with _one_interrupt(interrupt, write):
-                optimize(timeout=timeout, callbacks=[MaxTrialsCallback(n_trials, states=FINISHED), on_trial])
+                optimize(timeout=timeout, callbacks=[_stop_at(n_trials), on_trial])
                 interrupt.raise_if_pressed()
                 if finished_trials(study) >= n_trials:
                     _rerun_orphans(study, lambda n: optimize(n_trials=n, callbacks=[on_trial]), interrupt)

@@ -75,6 +75,9 @@ class LaunchSettings:
     warm_start: str | None = None  # an earlier study whose best configurations run first
     warm_start_storage: str | None = None  # its storage (default: --storage)
     warm_start_k: int = DEFAULT_WARM_START_K
+    floor: bool = False  # also prune trials below V1's curve (search/floor.py)
+    prior: str | None = None  # an earlier study whose finished trials join the sampler's history
+    prior_storage: str | None = None  # its storage (default: --storage; "builtin" for --prior builtin)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchSettings:
@@ -114,7 +117,8 @@ class LaunchSettings:
             device=args.device, precision=args.precision, threads=args.threads, workers=args.workers,
             worker_index=args.worker_index, resume=args.resume, progress=not args.no_progress,
             warm_start=getattr(args, "warm_start", None), warm_start_storage=getattr(args, "warm_start_storage", None),
-            warm_start_k=warm_k,
+            warm_start_k=warm_k, floor=getattr(args, "floor", False),
+            prior=getattr(args, "prior", None), prior_storage=getattr(args, "prior_storage", None),
         )
 
     @property
@@ -131,7 +135,7 @@ class LaunchSettings:
         """The study's pruner over this space's epoch range, counting as ``prune_by`` says."""
         space, base = self.space, self.base
         return make_pruner(self.pruner, space.max_epochs(base), space.min_epochs(base),
-                           progress=self.progress_steps)
+                           progress=self.progress_steps, floor=self.floor)
 
     @property
     def n_images(self) -> int:

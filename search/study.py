@@ -6,6 +6,7 @@ half-made study behind.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import warnings
@@ -22,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from model.config import TrainConfig
 from model.errors import UserInputError
+from search.prior import is_prior
 from search.pruning import FIRST_RUNG, PRUNERS, make_pruner  # re-exported: one home, search/pruning.py
 from search.space import SearchSpace
 
@@ -348,15 +350,15 @@ def sweep_stale_trials(study: optuna.Study) -> None:
 
 
 def finished_trials(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Finished trials that count toward --n-trials: those trained here (no prior copies)."""
+    return sum(not is_prior(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The study's best complete trial, or None before the first one."""
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
+    """The study's best complete trial trained here (never a prior copy), or None before one."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if not is_prior(t) and t.value is not None and math.isfinite(t.value)]
+    return max(complete, key=lambda t: t.value, default=None)
 
 
 def _redact(url: str) -> str:

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from model.config import PRECISIONS, PRESETS
 from model.data import MnistSplits, load_splits
@@ -15,6 +16,7 @@ from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg
 from search.commands._existing import MissingStorageError, open_existing_storage, open_existing_study
+from search.prior import BUILTIN, BUILTIN_STUDY, add_prior, builtin_storage, check_compatible, prior_trials
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY
 from search.runner import format_params
 from search.settings import LaunchSettings, settings_differences
@@ -51,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what the pruner compares trials at: the same epoch, or the same percentage of "
                    "each trial's own epochs (the same point of its LR schedule); fixed per study "
                    f"(default: a resumed study's own, else {DEFAULT_PRUNE_BY})")
+    p.add_argument("--floor", action="store_true",
+                   help="also prune a trial that is below the V1 baseline's validation curve (by more than "
+                   "the split's noise) from a third of its epochs on; off by default, see benchmarks/RESULTS.md")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and every trial's init")
     add_worker_args(p)
     g = p.add_argument_group("warm start (begin with the best configurations of an earlier study)")
@@ -60,6 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="storage of the --warm-start study (default: --storage)")
     g.add_argument("--warm-start-k", metavar="K", type=int, default=DEFAULT_WARM_START_K,
                    help="how many of its best configurations")
+    g = p.add_argument_group("prior (an earlier study's trials in the sampler's history, not retrained)")
+    g.add_argument("--prior", metavar="STUDY", default=None,
+                   help="copy the finished trials of STUDY into this study's history so the sampler models "
+                   "from the start; they never count toward --n-trials nor become V2. 'builtin': the "
+                   "prior shipped for the default space")
+    g.add_argument("--prior-storage", metavar="URL", default=None, help="storage of the --prior study (default: --storage)")
     add_data_args(p)
     # Precision (issue 16): every trial, the baseline included, trains in it.
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
@@ -94,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(settings.device)
     plan = plan_workers(settings.workers, settings.threads, space, base, settings.n_images, device)
     starts = _read_warm_start(settings)  # reads only: a bad source study writes nothing
+    prior = _read_prior(settings)  # likewise
     if args.dry_run:
         print(f"study {settings.study!r} in {settings.storage}: {settings.n_trials} trials, sampler "
               f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
@@ -107,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(logging.WARNING)  # one line per trial comes from run_trials
     with storage_errors(settings.storage):
         study, created = open_study(settings, pruner)
+        if prior:
+            added = add_prior(study, prior)
+            print(f"prior: {added} finished trial(s) of study {settings.prior!r} added to the sampler's history"
+                  + (f" ({len(prior) - added} already in this study)" if added < len(prior) else ""))
         if starts:
             queued = enqueue_warm_start(study, starts)
             print(f"warm start: queued {queued} configuration(s) of study {settings.warm_start!r}"
@@ -184,6 +200,22 @@ def _read_warm_start(settings: LaunchSettings) -> list[WarmStart]:
         raise UserInputError(f"--warm-start {settings.warm_start}: no complete trial of that study fits "
                              "this space (see the notices above); drop --warm-start or widen the space")
     return starts
+
+
+def _read_prior(settings: LaunchSettings) -> list[FrozenTrial]:
+    if settings.prior is None:
+        return []
+    builtin = settings.prior == BUILTIN
+    source = open_existing_study(builtin_storage() if builtin else settings.prior_storage or settings.storage,
+                                 BUILTIN_STUDY if builtin else settings.prior)
+    check_compatible(source, settings.study_attrs())
+    copies, notice = prior_trials(source, settings.space, settings.base)
+    if notice:
+        print(notice)
+    if not copies:
+        raise UserInputError(f"--prior {settings.prior}: no finished trial of that study fits this space; "
+                             "drop --prior or widen the space")
+    return copies
 
 
 def _load_data(settings: LaunchSettings) -> MnistSplits:
