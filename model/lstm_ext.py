@@ -38,6 +38,7 @@ __all__ = [
     "function",
     "gemm_backend",
     "load",
+    "set_min_parallel_elems",
     "set_onednn_gemm",
     "set_packed_gemm",
     "unavailable_reason",
@@ -52,7 +53,10 @@ def _flags() -> tuple[str, list[str]]:
     """Optimisation flags for this CPU; the tag goes into the cache path so machines differ."""
     # No FP traps are ever enabled, and without this gcc will not vectorise the float->int
     # conversion inside the exp of the fused forward loop (measured: 2x slower forward).
-    flags = ["-O3", "-fno-trapping-math"]
+    # -fopenmp: at::parallel_for in the fused loops is an inline OpenMP region; without it
+    # the loops silently stay on one thread. The runtime is torch's own libgomp, already
+    # loaded by the time the extension is.
+    flags = ["-O3", "-fno-trapping-math", "-fopenmp"]
     capability = torch.backends.cpu.get_cpu_capability()
     if capability == "AVX512":  # torch's AVX512 level implies F, BW, DQ and VL
         # 16 lanes for the fused loops: measured 4-8% more samples/s than the AVX2 build at
@@ -186,6 +190,14 @@ def set_packed_gemm(enabled: bool) -> bool:
     now in use (False where the extension or MKL's packed API is unavailable)."""
     module = load()
     return bool(module.set_packed_gemm(enabled)) if module is not None else False
+
+
+def set_min_parallel_elems(elems: int) -> int | None:
+    """How many elements (batch rows x H) each thread's share of a fused per-step loop must
+    have before the loop is split over torch's threads (0: never split); returns the
+    previous value, or None without the extension. Results do not depend on it."""
+    module = load()
+    return int(module.set_min_parallel_elems(int(elems))) if module is not None else None
 
 
 class _ExtLSTMSequence(torch.autograd.Function):

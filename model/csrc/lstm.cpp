@@ -13,6 +13,7 @@
 // elementwise arithmetic and the returned gradients stay float32.
 // The float32 products go through ATen's BLAS (MKL on x86 wheels), or through oneDNN's
 // matmul where model/lstm_ext.py enables it (non-Intel x86 CPUs; see namespace onednn).
+#include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <dlfcn.h>
@@ -90,8 +91,9 @@ inline void store(at::BFloat16& dst, float v) {
 template <typename scalar_t, typename mm_t, bool kAddProd>
 void forward_step(scalar_t* __restrict__ gates, const mm_t* __restrict__ prod,
                   const scalar_t* __restrict__ c_prev, scalar_t* __restrict__ c,
-                  scalar_t* __restrict__ tanh_c, mm_t* __restrict__ h, int64_t B, int64_t H) {
-  for (int64_t b = 0; b < B; ++b) {
+                  scalar_t* __restrict__ tanh_c, mm_t* __restrict__ h, int64_t b0, int64_t b1,
+                  int64_t H) {
+  for (int64_t b = b0; b < b1; ++b) {
     scalar_t* i = gates + b * 4 * H;
     scalar_t* f = i + H;
     scalar_t* g = i + 2 * H;
@@ -129,8 +131,9 @@ void forward_step(scalar_t* __restrict__ gates, const mm_t* __restrict__ prod,
 template <typename scalar_t, typename dh_t, typename mm_t>
 void backward_step(const scalar_t* __restrict__ gates, const scalar_t* __restrict__ c_prev,
                    const scalar_t* __restrict__ tanh_c, const dh_t* __restrict__ dh,
-                   scalar_t* __restrict__ dc, mm_t* __restrict__ da, int64_t B, int64_t H) {
-  for (int64_t b = 0; b < B; ++b) {
+                   scalar_t* __restrict__ dc, mm_t* __restrict__ da, int64_t b0, int64_t b1,
+                   int64_t H) {
+  for (int64_t b = b0; b < b1; ++b) {
     const scalar_t* i = gates + b * 4 * H;
     const scalar_t* f = i + H;
     const scalar_t* g = i + 2 * H;
@@ -153,6 +156,22 @@ void backward_step(const scalar_t* __restrict__ gates, const scalar_t* __restric
       dcb[j] = d_c * f[j];
     }
   }
+}
+
+// The fused loops split over batch rows across torch's intra-op threads: every element's
+// arithmetic is the same whichever thread computes it, so results do not depend on the
+// thread count. A task gets at least min_parallel_elems elements (rows x H): below that, waking a
+// second thread costs more than the loop (small shapes stay on one thread).
+std::atomic<int64_t> min_parallel_elems{16384};
+
+template <typename F>
+void over_rows(int64_t B, int64_t H, const F& f) {
+  const int64_t min_elems = min_parallel_elems.load();
+  if (min_elems <= 0 || B * H < 2 * min_elems || at::get_num_threads() < 2) {
+    f(0, B);
+    return;
+  }
+  at::parallel_for(0, B, (min_elems + H - 1) / H, f);
 }
 
 // MKL's packed-GEMM API, for the float32 recurrent product: an ordinary sgemm re-packs its
@@ -308,11 +327,14 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& x, const at::Tensor& w_ih
     scalar_t* cn = cs.select(0, t + 1).data_ptr<scalar_t>();
     scalar_t* tc = tanh_cs.select(0, t).data_ptr<scalar_t>();
     mm_t* hn = hs.select(0, t + 1).data_ptr<mm_t>();
-    if (prod.defined()) {
-      forward_step<scalar_t, mm_t, true>(gp, prod.data_ptr<mm_t>(), cp, cn, tc, hn, B, H);
-    } else {
-      forward_step<scalar_t, mm_t, false>(gp, nullptr, cp, cn, tc, hn, B, H);
-    }
+    const mm_t* pp = prod.defined() ? prod.data_ptr<mm_t>() : nullptr;
+    over_rows(B, H, [&](int64_t b0, int64_t b1) {
+      if (pp != nullptr) {
+        forward_step<scalar_t, mm_t, true>(gp, pp, cp, cn, tc, hn, b0, b1, H);
+      } else {
+        forward_step<scalar_t, mm_t, false>(gp, nullptr, cp, cn, tc, hn, b0, b1, H);
+      }
+    });
   }
   // h_T in full precision: hs holds it rounded to bf16 in mixed precision.
   at::Tensor h_T = !kMixed ? hs.select(0, T).clone()
@@ -343,13 +365,17 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_h, const at::Tensor
     const scalar_t* g = gates.select(0, t).data_ptr<scalar_t>();
     const scalar_t* cp = cs.select(0, t).data_ptr<scalar_t>();
     const scalar_t* tc = tanh_cs.select(0, t).data_ptr<scalar_t>();
-    if (t == T - 1) {
-      backward_step<scalar_t, scalar_t, mm_t>(g, cp, tc, dh_T.data_ptr<scalar_t>(),
-                                              dc.data_ptr<scalar_t>(), a.data_ptr<mm_t>(), B, H);
-    } else {
-      backward_step<scalar_t, mm_t, mm_t>(g, cp, tc, dh.data_ptr<mm_t>(), dc.data_ptr<scalar_t>(),
-                                          a.data_ptr<mm_t>(), B, H);
-    }
+    scalar_t* dcp = dc.data_ptr<scalar_t>();
+    mm_t* ap = a.data_ptr<mm_t>();
+    const scalar_t* dh_last = t == T - 1 ? dh_T.data_ptr<scalar_t>() : nullptr;
+    const mm_t* dh_next = t == T - 1 ? nullptr : dh.data_ptr<mm_t>();
+    over_rows(B, H, [&](int64_t b0, int64_t b1) {
+      if (dh_last != nullptr) {
+        backward_step<scalar_t, scalar_t, mm_t>(g, cp, tc, dh_last, dcp, ap, b0, b1, H);
+      } else {
+        backward_step<scalar_t, mm_t, mm_t>(g, cp, tc, dh_next, dcp, ap, b0, b1, H);
+      }
+    });
     if (t > 0) {
       if (dnnl) {
         dh = onednn::linear(a, w_hh_tc);  // (B, H)
@@ -427,7 +453,13 @@ bool set_onednn_gemm(bool enable) {
   return enable && onednn::op() != nullptr;
 }
 
+// Elements (batch rows x H) one thread's share of a fused loop must reach before the loop
+// is split over threads; 0 keeps the loops on one thread. Returns the previous value.
+int64_t set_min_parallel_elems(int64_t elems) { return min_parallel_elems.exchange(elems); }
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("set_min_parallel_elems", &set_min_parallel_elems,
+        "elements per thread below which the fused loops stay on one thread (0: never split)");
   m.def("set_packed_gemm", &set_packed_gemm, "use MKL's packed GEMM for float32 W h products");
   m.def("set_onednn_gemm", &set_onednn_gemm, "use oneDNN's matmul for the float32 products");
   m.def("forward", &lstm_forward, "LSTM sequence forward (CPU)");
