@@ -162,7 +162,7 @@ void backward_step(const scalar_t* __restrict__ gates, const scalar_t* __restric
 // arithmetic is the same whichever thread computes it, so results do not depend on the
 // thread count. A task gets at least min_parallel_elems elements (rows x H): below that, waking a
 // second thread costs more than the loop (small shapes stay on one thread).
-std::atomic<int64_t> min_parallel_elems{16384};
+std::atomic<int64_t> min_parallel_elems{2048};
 
 template <typename F>
 void over_rows(int64_t B, int64_t H, const F& f) {
@@ -309,24 +309,33 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& x, const at::Tensor& w_ih
   const at::Tensor w_hh_t = w_hh_m.t();
   const bool packed = !dnnl && use_packed<scalar_t, mm_t>();
   const at::Tensor w_packed = packed ? mkl::pack_b(w_hh, true, B, 4 * H, H) : at::Tensor();
+  // The fused loops take raw per-step pointers into the contiguous buffers: a select per
+  // buffer and step is a tensor allocation each, which counts at small shapes. Only the
+  // operands of the products are views.
+  scalar_t* const gates0 = gates.data_ptr<scalar_t>();
+  scalar_t* const cs0 = cs.data_ptr<scalar_t>();
+  scalar_t* const tanh0 = tanh_cs.data_ptr<scalar_t>();
+  mm_t* const hs0 = hs.data_ptr<mm_t>();
+  const int64_t step_g = B * 4 * H, step_h = B * H;
   for (int64_t t = 0; t < T; ++t) {
-    at::Tensor g = gates.select(0, t);
+    const at::Tensor h_prev = hs.select(0, t);
     // Where W h_{t-1} comes as a separate product (bf16, or oneDNN's new tensor), the
-    // fused loop adds it; otherwise it was accumulated into g in place.
+    // fused loop adds it; otherwise it was accumulated into the gates in place.
     if constexpr (kMixed) {
-      at::mm_out(prod, hs.select(0, t), w_hh_t);
+      at::mm_out(prod, h_prev, w_hh_t);
     } else if (dnnl) {
-      prod = onednn::linear(hs.select(0, t), w_hh);  // (B, 4H)
+      prod = onednn::linear(h_prev, w_hh);  // (B, 4H)
     } else if (packed) {
-      mkl::packed_mm(hs.select(0, t), w_packed, g, 1.0f);
+      at::Tensor g = gates.select(0, t);
+      mkl::packed_mm(h_prev, w_packed, g, 1.0f);
     } else {
-      g.addmm_(hs.select(0, t), w_hh_t);
+      gates.select(0, t).addmm_(h_prev, w_hh_t);
     }
-    scalar_t* gp = g.data_ptr<scalar_t>();
-    scalar_t* cp = cs.select(0, t).data_ptr<scalar_t>();
-    scalar_t* cn = cs.select(0, t + 1).data_ptr<scalar_t>();
-    scalar_t* tc = tanh_cs.select(0, t).data_ptr<scalar_t>();
-    mm_t* hn = hs.select(0, t + 1).data_ptr<mm_t>();
+    scalar_t* gp = gates0 + t * step_g;
+    const scalar_t* cp = cs0 + t * step_h;
+    scalar_t* cn = cs0 + (t + 1) * step_h;
+    scalar_t* tc = tanh0 + t * step_h;
+    mm_t* hn = hs0 + (t + 1) * step_h;
     const mm_t* pp = prod.defined() ? prod.data_ptr<mm_t>() : nullptr;
     over_rows(B, H, [&](int64_t b0, int64_t b1) {
       if (pp != nullptr) {
@@ -360,13 +369,18 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_h, const at::Tensor
   const at::Tensor w_packed = packed && T > 1 ? mkl::pack_b(w_hh_m, false, B, H, 4 * H) : at::Tensor();
   // oneDNN computes a W^T: give it W_hh^T (H, 4H) once, so that a W_hh is one call per step.
   const at::Tensor w_hh_tc = dnnl && T > 1 ? w_hh_m.t().contiguous() : at::Tensor();
+  // Raw per-step pointers for the fused loop, as in the forward; views only for products.
+  const scalar_t* const gates0 = gates.data_ptr<scalar_t>();
+  const scalar_t* const cs0 = cs.data_ptr<scalar_t>();
+  const scalar_t* const tanh0 = tanh_cs.data_ptr<scalar_t>();
+  mm_t* const da0 = da.data_ptr<mm_t>();
+  scalar_t* const dcp = dc.data_ptr<scalar_t>();
+  const int64_t step_g = B * 4 * H, step_h = B * H;
   for (int64_t t = T - 1; t >= 0; --t) {
-    at::Tensor a = da.select(0, t);
-    const scalar_t* g = gates.select(0, t).data_ptr<scalar_t>();
-    const scalar_t* cp = cs.select(0, t).data_ptr<scalar_t>();
-    const scalar_t* tc = tanh_cs.select(0, t).data_ptr<scalar_t>();
-    scalar_t* dcp = dc.data_ptr<scalar_t>();
-    mm_t* ap = a.data_ptr<mm_t>();
+    const scalar_t* g = gates0 + t * step_g;
+    const scalar_t* cp = cs0 + t * step_h;
+    const scalar_t* tc = tanh0 + t * step_h;
+    mm_t* ap = da0 + t * step_g;
     const scalar_t* dh_last = t == T - 1 ? dh_T.data_ptr<scalar_t>() : nullptr;
     const mm_t* dh_next = t == T - 1 ? nullptr : dh.data_ptr<mm_t>();
     over_rows(B, H, [&](int64_t b0, int64_t b1) {
@@ -377,6 +391,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_h, const at::Tensor
       }
     });
     if (t > 0) {
+      const at::Tensor a = da.select(0, t);
       if (dnnl) {
         dh = onednn::linear(a, w_hh_tc);  // (B, H)
       } else if (packed) {
