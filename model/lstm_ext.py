@@ -10,9 +10,9 @@ Set ``LSTM_SEARCH_NO_EXT=1`` to skip the extension (benchmarks compare both path
 ``LSTM_SEARCH_PACKED_GEMM=1`` (or ``set_packed_gemm(True)``) makes the float32 recurrent
 products use MKL's packed GEMM (W packed once per sequence instead of once per step);
 off by default until measured faster (``benchmarks/bench_throughput.py --packed-gemm``).
-The float32 products go through oneDNN's matmul instead of MKL's sgemm on x86 CPUs not
-made by Intel, where MKL keeps to its AVX2 kernels (measured on an AMD EPYC: about twice
-the GFLOP/s, benchmarks/RESULTS.md section 1); ``LSTM_SEARCH_ONEDNN_GEMM=1`` or ``=0``
+The float32 products go through oneDNN's matmul instead of MKL's sgemm on x86 CPUs with
+AVX-512 not made by Intel, where MKL keeps to its AVX2 kernels (measured on an AMD EPYC:
+about twice the GFLOP/s, benchmarks/RESULTS.md section 9); ``LSTM_SEARCH_ONEDNN_GEMM=1`` or ``=0``
 forces the choice either way, ``gemm_backend()`` says which is in use.
 """
 
@@ -159,14 +159,17 @@ def _cpu_vendor() -> str:
 
 
 def _onednn_wanted() -> bool:
-    """oneDNN for the float32 products where MKL is slow: x86 CPUs not made by Intel (MKL
-    dispatches its AVX-512 kernels on Intel's only). Elsewhere MKL, measured at parity with
-    nn.LSTM on Intel machines; ``LSTM_SEARCH_ONEDNN_GEMM`` overrides either way."""
+    """oneDNN for the float32 products where MKL is slow: x86 CPUs with AVX-512 not made by
+    Intel (MKL dispatches its AVX-512 kernels on Intel's only). Without AVX-512 both run
+    AVX2 kernels and MKL's sgemm, with its lower cost per call, trained faster at every
+    measured shape (benchmarks/RESULTS.md section 9); on Intel MKL, measured at parity with
+    nn.LSTM. ``LSTM_SEARCH_ONEDNN_GEMM`` overrides either way."""
     setting = os.environ.get("LSTM_SEARCH_ONEDNN_GEMM", "").strip()
     if setting:
         return setting != "0"
     x86 = platform.machine().lower() in ("x86_64", "amd64")
-    return x86 and _cpu_vendor() not in ("", "GenuineIntel")
+    avx512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
+    return x86 and avx512 and _cpu_vendor() not in ("", "GenuineIntel")
 
 
 def set_onednn_gemm(enabled: bool) -> bool:

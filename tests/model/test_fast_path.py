@@ -216,22 +216,24 @@ def test_other_gemm_backends_match_the_blas_products(backend: str, B: int, T: in
 
 
 @pytest.mark.parametrize(
-    ("setting", "machine", "vendor", "wanted"),
+    ("setting", "machine", "vendor", "capability", "wanted"),
     [
-        ("", "x86_64", "AuthenticAMD", True),  # MKL keeps to AVX2 there: oneDNN
-        ("", "x86_64", "GenuineIntel", False),
-        ("", "aarch64", "", False),
-        ("", "x86_64", "", False),  # unknown vendor: leave ATen's choice
-        ("1", "x86_64", "GenuineIntel", True),
-        ("0", "x86_64", "AuthenticAMD", False),
+        ("", "x86_64", "AuthenticAMD", "AVX512", True),  # MKL keeps to AVX2 there: oneDNN
+        ("", "x86_64", "AuthenticAMD", "AVX2", False),  # both AVX2: MKL's cheaper calls
+        ("", "x86_64", "GenuineIntel", "AVX512", False),
+        ("", "aarch64", "", "DEFAULT", False),
+        ("", "x86_64", "", "AVX512", False),  # unknown vendor: leave ATen's choice
+        ("1", "x86_64", "GenuineIntel", "AVX2", True),
+        ("0", "x86_64", "AuthenticAMD", "AVX512", False),
     ],
 )
 def test_onednn_is_chosen_by_cpu_vendor_unless_the_variable_says(
-    monkeypatch: pytest.MonkeyPatch, setting: str, machine: str, vendor: str, wanted: bool
+    monkeypatch: pytest.MonkeyPatch, setting: str, machine: str, vendor: str, capability: str, wanted: bool
 ) -> None:
     monkeypatch.setenv("LSTM_SEARCH_ONEDNN_GEMM", setting)
     monkeypatch.setattr(lstm_ext.platform, "machine", lambda: machine)
     monkeypatch.setattr(lstm_ext, "_cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     assert lstm_ext._onednn_wanted() is wanted
 
 
