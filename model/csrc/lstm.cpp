@@ -162,7 +162,7 @@ void backward_step(const scalar_t* __restrict__ gates, const scalar_t* __restric
 // arithmetic is the same whichever thread computes it, so results do not depend on the
 // thread count. A task gets at least min_parallel_elems elements (rows x H): below that, waking a
 // second thread costs more than the loop (small shapes stay on one thread).
-std::atomic<int64_t> min_parallel_elems{2048};
+std::atomic<int64_t> min_parallel_elems{4096};
 
 template <typename F>
 void over_rows(int64_t B, int64_t H, const F& f) {
