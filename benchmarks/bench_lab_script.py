@@ -7,20 +7,25 @@ in-memory normalised tensors with LSTMClassifier (the hand-written cell's fast p
 Both at the same hidden size, batch size, learning rate and thread count; timed over
 --batches mini-batches each, alternating, several repeats; the epoch time is
 55,000 / (median samples/s), and --full-epoch also times one whole epoch of each.
+nn.LSTM (the same head, trained by the same train_one_epoch) is timed interleaved with
+both: ours / lab = (ours / nn.LSTM) x (nn.LSTM / lab), so the speed-up over the lab script
+is bounded by how far nn.LSTM itself is ahead of it, times our parity with nn.LSTM.
 
-    PYTHONPATH=. python benchmarks/bench_lab_script.py --data-root /work/shared/mnist
+    PYTHONPATH=. python benchmarks/bench_lab_script.py   # data: $LSTM_SEARCH_DATA or --data-root
+    PYTHONPATH=. python benchmarks/bench_lab_script.py --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import time
 
 import torch
 from torch import Tensor, nn
 
-from _common import banner, median
+from _common import NNLSTMClassifier, banner, median
 from model.config import PRESETS
 from model.data import load_splits, resolve_data_root
 from model.train import make_optimizer, train_one_epoch
@@ -78,12 +83,13 @@ def lab_runner(root: str, hidden: int, batch: int, lr: float):
     return run, len(loader)
 
 
-def ours_runner(root: str, hidden: int, batch: int, lr: float):
+def ours_runner(root: str, hidden: int, batch: int, lr: float, model_cls: type[nn.Module] | None = None):
+    """train_one_epoch's samples/s for LSTMClassifier, or for ``model_cls`` (nn.LSTM's)."""
     from model.classifier import LSTMClassifier
 
     cfg = PRESETS["v1"].with_overrides(hidden_size=hidden, batch_size=batch, lr=lr)
     data = load_splits(root, val_size=5_000, download=False)
-    model = LSTMClassifier(28, hidden)
+    model = (model_cls or LSTMClassifier)(28, hidden)
     optimizer = make_optimizer(model.parameters(), cfg)
     gen = torch.Generator().manual_seed(0)
 
@@ -113,17 +119,21 @@ def main() -> None:
     torch.manual_seed(0)
     lab, lab_batches = lab_runner(root, args.hidden, args.batch, args.lr)
     ours = ours_runner(root, args.hidden, args.batch, args.lr)
-    lab(2), ours(2)  # warm-up: first calls allocate, build or load the extension
-    rates: dict[str, list[float]] = {"lab": [], "ours": []}
+    nn_lstm = ours_runner(root, args.hidden, args.batch, args.lr, NNLSTMClassifier)
+    lab(2), ours(2), nn_lstm(2)  # warm-up: first calls allocate, build or load the extension
+    runs = {"lab": lab, "ours": ours, "nn": nn_lstm}
+    rates: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):
-        rates["lab"].append(lab(args.batches))
-        rates["ours"].append(ours(args.batches))
+        for name, run in runs.items():
+            rates[name].append(run(args.batches))
     med = {k: median(v) for k, v in rates.items()}
-    print(f"H={args.hidden} B={args.batch}, {args.batches} batches x {args.repeats} repeats, interleaved")
-    for name in ("lab", "ours"):
+    print(f"H={args.hidden} B={args.batch}, {args.batches} batches x {args.repeats} repeats, interleaved"
+          f"  (load avg {' '.join(f'{v:.2f}' for v in os.getloadavg())})")
+    for name in runs:
         print(f"{name:5s} {med[name]:8.0f} samples/s  -> {TRAIN_IMAGES / med[name]:6.1f} s per 55k-image epoch"
               f"  (repeats: {', '.join(f'{r:.0f}' for r in rates[name])})")
-    print(f"speed-up ours / lab: {med['ours'] / med['lab']:.2f}x")
+    print(f"speed-up ours / lab: {med['ours'] / med['lab']:.2f}x"
+          f" = ours / nn.LSTM {med['ours'] / med['nn']:.2f}x * nn.LSTM / lab {med['nn'] / med['lab']:.2f}x")
     if args.full_epoch:
         start = time.perf_counter()
         lab(lab_batches)

@@ -10,9 +10,9 @@ Set ``LSTM_SEARCH_NO_EXT=1`` to skip the extension (benchmarks compare both path
 ``LSTM_SEARCH_PACKED_GEMM=1`` (or ``set_packed_gemm(True)``) makes the float32 recurrent
 products use MKL's packed GEMM (W packed once per sequence instead of once per step);
 off by default until measured faster (``benchmarks/bench_throughput.py --packed-gemm``).
-The float32 products go through oneDNN's matmul instead of MKL's sgemm on x86 CPUs not
-made by Intel, where MKL keeps to its AVX2 kernels (measured on an AMD EPYC: about twice
-the GFLOP/s, benchmarks/RESULTS.md section 1); ``LSTM_SEARCH_ONEDNN_GEMM=1`` or ``=0``
+The float32 products go through oneDNN's matmul instead of MKL's sgemm on x86 CPUs with
+AVX-512 not made by Intel, where MKL keeps to its AVX2 kernels (measured on an AMD EPYC:
+about twice the GFLOP/s, benchmarks/RESULTS.md section 9); ``LSTM_SEARCH_ONEDNN_GEMM=1`` or ``=0``
 forces the choice either way, ``gemm_backend()`` says which is in use.
 """
 
@@ -38,6 +38,7 @@ __all__ = [
     "function",
     "gemm_backend",
     "load",
+    "set_min_parallel_elems",
     "set_onednn_gemm",
     "set_packed_gemm",
     "unavailable_reason",
@@ -52,7 +53,10 @@ def _flags() -> tuple[str, list[str]]:
     """Optimisation flags for this CPU; the tag goes into the cache path so machines differ."""
     # No FP traps are ever enabled, and without this gcc will not vectorise the float->int
     # conversion inside the exp of the fused forward loop (measured: 2x slower forward).
-    flags = ["-O3", "-fno-trapping-math"]
+    # -fopenmp: at::parallel_for in the fused loops is an inline OpenMP region; without it
+    # the loops silently stay on one thread. The runtime is torch's own libgomp, already
+    # loaded by the time the extension is.
+    flags = ["-O3", "-fno-trapping-math", "-fopenmp"]
     capability = torch.backends.cpu.get_cpu_capability()
     if capability == "AVX512":  # torch's AVX512 level implies F, BW, DQ and VL
         # 16 lanes for the fused loops: measured 4-8% more samples/s than the AVX2 build at
@@ -155,14 +159,17 @@ def _cpu_vendor() -> str:
 
 
 def _onednn_wanted() -> bool:
-    """oneDNN for the float32 products where MKL is slow: x86 CPUs not made by Intel (MKL
-    dispatches its AVX-512 kernels on Intel's only). Elsewhere MKL, measured at parity with
-    nn.LSTM on Intel machines; ``LSTM_SEARCH_ONEDNN_GEMM`` overrides either way."""
+    """oneDNN for the float32 products where MKL is slow: x86 CPUs with AVX-512 not made by
+    Intel (MKL dispatches its AVX-512 kernels on Intel's only). Without AVX-512 both run
+    AVX2 kernels and MKL's sgemm, with its lower cost per call, trained faster at every
+    measured shape (benchmarks/RESULTS.md section 9); on Intel MKL, measured at parity with
+    nn.LSTM. ``LSTM_SEARCH_ONEDNN_GEMM`` overrides either way."""
     setting = os.environ.get("LSTM_SEARCH_ONEDNN_GEMM", "").strip()
     if setting:
         return setting != "0"
     x86 = platform.machine().lower() in ("x86_64", "amd64")
-    return x86 and _cpu_vendor() not in ("", "GenuineIntel")
+    avx512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
+    return x86 and avx512 and _cpu_vendor() not in ("", "GenuineIntel")
 
 
 def set_onednn_gemm(enabled: bool) -> bool:
@@ -186,6 +193,14 @@ def set_packed_gemm(enabled: bool) -> bool:
     now in use (False where the extension or MKL's packed API is unavailable)."""
     module = load()
     return bool(module.set_packed_gemm(enabled)) if module is not None else False
+
+
+def set_min_parallel_elems(elems: int) -> int | None:
+    """How many elements (batch rows x H) each thread's share of a fused per-step loop must
+    have before the loop is split over torch's threads (0: never split); returns the
+    previous value, or None without the extension. Results do not depend on it."""
+    module = load()
+    return int(module.set_min_parallel_elems(int(elems))) if module is not None else None
 
 
 class _ExtLSTMSequence(torch.autograd.Function):

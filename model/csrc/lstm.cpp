@@ -13,6 +13,7 @@
 // elementwise arithmetic and the returned gradients stay float32.
 // The float32 products go through ATen's BLAS (MKL on x86 wheels), or through oneDNN's
 // matmul where model/lstm_ext.py enables it (non-Intel x86 CPUs; see namespace onednn).
+#include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <dlfcn.h>
@@ -90,8 +91,9 @@ inline void store(at::BFloat16& dst, float v) {
 template <typename scalar_t, typename mm_t, bool kAddProd>
 void forward_step(scalar_t* __restrict__ gates, const mm_t* __restrict__ prod,
                   const scalar_t* __restrict__ c_prev, scalar_t* __restrict__ c,
-                  scalar_t* __restrict__ tanh_c, mm_t* __restrict__ h, int64_t B, int64_t H) {
-  for (int64_t b = 0; b < B; ++b) {
+                  scalar_t* __restrict__ tanh_c, mm_t* __restrict__ h, int64_t b0, int64_t b1,
+                  int64_t H) {
+  for (int64_t b = b0; b < b1; ++b) {
     scalar_t* i = gates + b * 4 * H;
     scalar_t* f = i + H;
     scalar_t* g = i + 2 * H;
@@ -129,8 +131,9 @@ void forward_step(scalar_t* __restrict__ gates, const mm_t* __restrict__ prod,
 template <typename scalar_t, typename dh_t, typename mm_t>
 void backward_step(const scalar_t* __restrict__ gates, const scalar_t* __restrict__ c_prev,
                    const scalar_t* __restrict__ tanh_c, const dh_t* __restrict__ dh,
-                   scalar_t* __restrict__ dc, mm_t* __restrict__ da, int64_t B, int64_t H) {
-  for (int64_t b = 0; b < B; ++b) {
+                   scalar_t* __restrict__ dc, mm_t* __restrict__ da, int64_t b0, int64_t b1,
+                   int64_t H) {
+  for (int64_t b = b0; b < b1; ++b) {
     const scalar_t* i = gates + b * 4 * H;
     const scalar_t* f = i + H;
     const scalar_t* g = i + 2 * H;
@@ -153,6 +156,22 @@ void backward_step(const scalar_t* __restrict__ gates, const scalar_t* __restric
       dcb[j] = d_c * f[j];
     }
   }
+}
+
+// The fused loops split over batch rows across torch's intra-op threads: every element's
+// arithmetic is the same whichever thread computes it, so results do not depend on the
+// thread count. A task gets at least min_parallel_elems elements (rows x H): below that, waking a
+// second thread costs more than the loop (small shapes stay on one thread).
+std::atomic<int64_t> min_parallel_elems{4096};
+
+template <typename F>
+void over_rows(int64_t B, int64_t H, const F& f) {
+  const int64_t min_elems = min_parallel_elems.load();
+  if (min_elems <= 0 || B * H < 2 * min_elems || at::get_num_threads() < 2) {
+    f(0, B);
+    return;
+  }
+  at::parallel_for(0, B, (min_elems + H - 1) / H, f);
 }
 
 // MKL's packed-GEMM API, for the float32 recurrent product: an ordinary sgemm re-packs its
@@ -290,29 +309,41 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& x, const at::Tensor& w_ih
   const at::Tensor w_hh_t = w_hh_m.t();
   const bool packed = !dnnl && use_packed<scalar_t, mm_t>();
   const at::Tensor w_packed = packed ? mkl::pack_b(w_hh, true, B, 4 * H, H) : at::Tensor();
+  // The fused loops take raw per-step pointers into the contiguous buffers: a select per
+  // buffer and step is a tensor allocation each, which counts at small shapes. Only the
+  // operands of the products are views.
+  scalar_t* const gates0 = gates.data_ptr<scalar_t>();
+  scalar_t* const cs0 = cs.data_ptr<scalar_t>();
+  scalar_t* const tanh0 = tanh_cs.data_ptr<scalar_t>();
+  mm_t* const hs0 = hs.data_ptr<mm_t>();
+  const int64_t step_g = B * 4 * H, step_h = B * H;
   for (int64_t t = 0; t < T; ++t) {
-    at::Tensor g = gates.select(0, t);
+    const at::Tensor h_prev = hs.select(0, t);
     // Where W h_{t-1} comes as a separate product (bf16, or oneDNN's new tensor), the
-    // fused loop adds it; otherwise it was accumulated into g in place.
+    // fused loop adds it; otherwise it was accumulated into the gates in place.
     if constexpr (kMixed) {
-      at::mm_out(prod, hs.select(0, t), w_hh_t);
+      at::mm_out(prod, h_prev, w_hh_t);
     } else if (dnnl) {
-      prod = onednn::linear(hs.select(0, t), w_hh);  // (B, 4H)
+      prod = onednn::linear(h_prev, w_hh);  // (B, 4H)
     } else if (packed) {
-      mkl::packed_mm(hs.select(0, t), w_packed, g, 1.0f);
+      at::Tensor g = gates.select(0, t);
+      mkl::packed_mm(h_prev, w_packed, g, 1.0f);
     } else {
-      g.addmm_(hs.select(0, t), w_hh_t);
+      gates.select(0, t).addmm_(h_prev, w_hh_t);
     }
-    scalar_t* gp = g.data_ptr<scalar_t>();
-    scalar_t* cp = cs.select(0, t).data_ptr<scalar_t>();
-    scalar_t* cn = cs.select(0, t + 1).data_ptr<scalar_t>();
-    scalar_t* tc = tanh_cs.select(0, t).data_ptr<scalar_t>();
-    mm_t* hn = hs.select(0, t + 1).data_ptr<mm_t>();
-    if (prod.defined()) {
-      forward_step<scalar_t, mm_t, true>(gp, prod.data_ptr<mm_t>(), cp, cn, tc, hn, B, H);
-    } else {
-      forward_step<scalar_t, mm_t, false>(gp, nullptr, cp, cn, tc, hn, B, H);
-    }
+    scalar_t* gp = gates0 + t * step_g;
+    const scalar_t* cp = cs0 + t * step_h;
+    scalar_t* cn = cs0 + (t + 1) * step_h;
+    scalar_t* tc = tanh0 + t * step_h;
+    mm_t* hn = hs0 + (t + 1) * step_h;
+    const mm_t* pp = prod.defined() ? prod.data_ptr<mm_t>() : nullptr;
+    over_rows(B, H, [&](int64_t b0, int64_t b1) {
+      if (pp != nullptr) {
+        forward_step<scalar_t, mm_t, true>(gp, pp, cp, cn, tc, hn, b0, b1, H);
+      } else {
+        forward_step<scalar_t, mm_t, false>(gp, nullptr, cp, cn, tc, hn, b0, b1, H);
+      }
+    });
   }
   // h_T in full precision: hs holds it rounded to bf16 in mixed precision.
   at::Tensor h_T = !kMixed ? hs.select(0, T).clone()
@@ -338,19 +369,29 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_h, const at::Tensor
   const at::Tensor w_packed = packed && T > 1 ? mkl::pack_b(w_hh_m, false, B, H, 4 * H) : at::Tensor();
   // oneDNN computes a W^T: give it W_hh^T (H, 4H) once, so that a W_hh is one call per step.
   const at::Tensor w_hh_tc = dnnl && T > 1 ? w_hh_m.t().contiguous() : at::Tensor();
+  // Raw per-step pointers for the fused loop, as in the forward; views only for products.
+  const scalar_t* const gates0 = gates.data_ptr<scalar_t>();
+  const scalar_t* const cs0 = cs.data_ptr<scalar_t>();
+  const scalar_t* const tanh0 = tanh_cs.data_ptr<scalar_t>();
+  mm_t* const da0 = da.data_ptr<mm_t>();
+  scalar_t* const dcp = dc.data_ptr<scalar_t>();
+  const int64_t step_g = B * 4 * H, step_h = B * H;
   for (int64_t t = T - 1; t >= 0; --t) {
-    at::Tensor a = da.select(0, t);
-    const scalar_t* g = gates.select(0, t).data_ptr<scalar_t>();
-    const scalar_t* cp = cs.select(0, t).data_ptr<scalar_t>();
-    const scalar_t* tc = tanh_cs.select(0, t).data_ptr<scalar_t>();
-    if (t == T - 1) {
-      backward_step<scalar_t, scalar_t, mm_t>(g, cp, tc, dh_T.data_ptr<scalar_t>(),
-                                              dc.data_ptr<scalar_t>(), a.data_ptr<mm_t>(), B, H);
-    } else {
-      backward_step<scalar_t, mm_t, mm_t>(g, cp, tc, dh.data_ptr<mm_t>(), dc.data_ptr<scalar_t>(),
-                                          a.data_ptr<mm_t>(), B, H);
-    }
+    const scalar_t* g = gates0 + t * step_g;
+    const scalar_t* cp = cs0 + t * step_h;
+    const scalar_t* tc = tanh0 + t * step_h;
+    mm_t* ap = da0 + t * step_g;
+    const scalar_t* dh_last = t == T - 1 ? dh_T.data_ptr<scalar_t>() : nullptr;
+    const mm_t* dh_next = t == T - 1 ? nullptr : dh.data_ptr<mm_t>();
+    over_rows(B, H, [&](int64_t b0, int64_t b1) {
+      if (dh_last != nullptr) {
+        backward_step<scalar_t, scalar_t, mm_t>(g, cp, tc, dh_last, dcp, ap, b0, b1, H);
+      } else {
+        backward_step<scalar_t, mm_t, mm_t>(g, cp, tc, dh_next, dcp, ap, b0, b1, H);
+      }
+    });
     if (t > 0) {
+      const at::Tensor a = da.select(0, t);
       if (dnnl) {
         dh = onednn::linear(a, w_hh_tc);  // (B, H)
       } else if (packed) {
@@ -427,7 +468,13 @@ bool set_onednn_gemm(bool enable) {
   return enable && onednn::op() != nullptr;
 }
 
+// Elements (batch rows x H) one thread's share of a fused loop must reach before the loop
+// is split over threads; 0 keeps the loops on one thread. Returns the previous value.
+int64_t set_min_parallel_elems(int64_t elems) { return min_parallel_elems.exchange(elems); }
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("set_min_parallel_elems", &set_min_parallel_elems,
+        "elements per thread below which the fused loops stay on one thread (0: never split)");
   m.def("set_packed_gemm", &set_packed_gemm, "use MKL's packed GEMM for float32 W h products");
   m.def("set_onednn_gemm", &set_onednn_gemm, "use oneDNN's matmul for the float32 products");
   m.def("forward", &lstm_forward, "LSTM sequence forward (CPU)");

@@ -216,20 +216,52 @@ def test_other_gemm_backends_match_the_blas_products(backend: str, B: int, T: in
 
 
 @pytest.mark.parametrize(
-    ("setting", "machine", "vendor", "wanted"),
+    ("setting", "machine", "vendor", "capability", "wanted"),
     [
-        ("", "x86_64", "AuthenticAMD", True),  # MKL keeps to AVX2 there: oneDNN
-        ("", "x86_64", "GenuineIntel", False),
-        ("", "aarch64", "", False),
-        ("", "x86_64", "", False),  # unknown vendor: leave ATen's choice
-        ("1", "x86_64", "GenuineIntel", True),
-        ("0", "x86_64", "AuthenticAMD", False),
+        ("", "x86_64", "AuthenticAMD", "AVX512", True),  # MKL keeps to AVX2 there: oneDNN
+        ("", "x86_64", "AuthenticAMD", "AVX2", False),  # both AVX2: MKL's cheaper calls
+        ("", "x86_64", "GenuineIntel", "AVX512", False),
+        ("", "aarch64", "", "DEFAULT", False),
+        ("", "x86_64", "", "AVX512", False),  # unknown vendor: leave ATen's choice
+        ("1", "x86_64", "GenuineIntel", "AVX2", True),
+        ("0", "x86_64", "AuthenticAMD", "AVX512", False),
     ],
 )
 def test_onednn_is_chosen_by_cpu_vendor_unless_the_variable_says(
-    monkeypatch: pytest.MonkeyPatch, setting: str, machine: str, vendor: str, wanted: bool
+    monkeypatch: pytest.MonkeyPatch, setting: str, machine: str, vendor: str, capability: str, wanted: bool
 ) -> None:
     monkeypatch.setenv("LSTM_SEARCH_ONEDNN_GEMM", setting)
     monkeypatch.setattr(lstm_ext.platform, "machine", lambda: machine)
     monkeypatch.setattr(lstm_ext, "_cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     assert lstm_ext._onednn_wanted() is wanted
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+@pytest.mark.parametrize(("B", "H"), [(7, 16), (64, 64), (1, 5)])
+def test_fused_loops_split_over_threads_give_the_same_bits(mixed: bool, B: int, H: int) -> None:
+    """The fused per-step loops may run over batch rows on several threads: each element's
+    arithmetic must not depend on the split, so training stays reproducible whatever the
+    split (same products: the thread count is the same in both runs). min 1 element per
+    thread splits every step's rows over the threads, unevenly for odd B; 0 never splits."""
+    fn = _require_extension()
+    cell = _cell(28, H, seed=B + H).float()
+    x = torch.randn(B, 28, 28)
+    weight = torch.randn(B, H)
+
+    def run(min_elems: int) -> tuple[torch.Tensor, ...]:
+        lstm_ext.set_min_parallel_elems(min_elems)
+        xx = x.transpose(0, 1).contiguous().requires_grad_()
+        h = fn.apply(xx, cell.weight_ih, cell.weight_hh, cell.bias, mixed)
+        return (h, *torch.autograd.grad((h * weight).sum(), [xx, *cell.parameters()]))
+
+    threads = torch.get_num_threads()
+    previous = lstm_ext.set_min_parallel_elems(0)
+    try:
+        torch.set_num_threads(2)
+        whole, split = run(0), run(1)
+    finally:
+        torch.set_num_threads(threads)
+        lstm_ext.set_min_parallel_elems(previous)
+    for name, s, w in zip(["h", "x", "weight_ih", "weight_hh", "bias"], split, whole):
+        assert torch.equal(s, w), f"{name} differs when the fused loops are split over threads"
