@@ -35,12 +35,14 @@ __all__ = [
     "CACHE_PREFIX",
     "FORCED_GATES",
     "FinalData",
+    "FinalJob",
     "FinalRun",
     "cache_key",
     "cached_run",
     "final_run",
     "final_runs",
     "gate_report",
+    "plan_final_runs",
     "seeds_of",
     "load_final_data",
     "predict",
@@ -52,6 +54,15 @@ CACHE_PREFIX = "final_run:"
 FULL_TRAIN = MNIST_TRAIN_IMAGES
 # The gate ablations of question 5: each forces one gate to a constant at inference.
 FORCED_GATES: tuple[tuple[str, float], ...] = (("f", 1.0), ("f", 0.0), ("i", 1.0), ("o", 1.0))
+
+
+class FinalJob(NamedTuple):
+    """A final run to train: its log prefix ("V2 seed 1"), config (seed included), cache key."""
+
+    label: str
+    cfg: TrainConfig
+    key: str
+    gates: bool  # measure the LSTM's gates (question 5)
 
 
 class FinalData(NamedTuple):
@@ -225,3 +236,36 @@ def final_runs(
                                device=device, retrain=True, log=log, gates=True)
         trained.append(seeds[0])
     return runs, trained
+
+
+def plan_final_runs(
+    study: optuna.Study,
+    label: str,
+    cfg: TrainConfig,
+    seeds: list[int],
+    subset: int | None = None,
+    retrain: bool = False,
+    gates: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[FinalRun | None], list[FinalJob]]:
+    """What ``final_runs`` would do, without training: the cached run of each seed (None
+    where it must train) and the runs to train, labelled ``"{label} seed {s}"``. With
+    ``gates``, an LSTM whose runs are all cached from before gates were measured retrains
+    its first seed (as ``final_runs`` does)."""
+    cached: list[FinalRun | None] = []
+    jobs: list[FinalJob] = []
+    measure = gates and cfg.cell == "lstm"
+    for seed in seeds:
+        run_cfg = cfg.with_overrides(seed=seed)
+        key = cache_key(run_cfg, subset)
+        run = None if retrain else cached_run(study, key)
+        cached.append(run)
+        if run is None:
+            jobs.append(FinalJob(f"{label} seed {seed}", run_cfg, key, measure))
+    if measure and not jobs and all(r is not None and r.gates is None for r in cached):
+        run_cfg = cfg.with_overrides(seed=seeds[0])
+        cached[0] = None
+        if log is not None:
+            log(f"{label} seed {seeds[0]}: retraining to measure its gates (its cached run predates them)")
+        jobs.append(FinalJob(f"{label} seed {seeds[0]}", run_cfg, cache_key(run_cfg, subset), True))
+    return cached, jobs
