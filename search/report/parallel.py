@@ -28,7 +28,8 @@ from typing import Any
 
 import torch
 
-from search.report.retrain import FinalData, FinalJob, FinalRun, load_final_data, run_final
+from search.report import retrain
+from search.report.retrain import FinalData, FinalJob, FinalRun, load_final_data
 from search.runner import prepare_kernels
 
 __all__ = ["plan_processes", "run_jobs"]
@@ -68,7 +69,7 @@ def run_jobs(
     processes, each = plan_processes(len(jobs), total) if device.type == "cpu" else (1, total)
     if processes == 1:
         for job in jobs:
-            run = run_final(job.cfg, data(job.cfg.seed), device=device, log=_prefixed(log, job), gates=job.gates)
+            run = retrain.run_final(job.cfg, data(job.cfg.seed), device=device, log=_prefixed(log, job), gates=job.gates)
             with _signals_held():
                 on_done(job, run)
         return
@@ -162,7 +163,7 @@ def _child(index: int, job: FinalJob, data_root: str | None, subset: int | None,
     torch.set_num_threads(threads)
     try:
         data = load_final_data(data_root, subset, seed=job.cfg.seed)
-        run = run_final(job.cfg, data, device=device, gates=job.gates,
+        run = retrain.run_final(job.cfg, data, device=device, gates=job.gates,
                         log=lambda line: messages.put(("log", index, line)))
         messages.put(("done", index, run._asdict()))
     except Exception as exc:  # noqa: BLE001 (any failure goes to the parent, which raises it)
