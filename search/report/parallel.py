@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from model.data import load_mnist
 from search.report import retrain
 from search.report.retrain import FinalData, FinalJob, FinalRun, load_final_data
 from search.runner import prepare_kernels
@@ -73,6 +74,8 @@ def run_jobs(
             with _signals_held():
                 on_done(job, run)
         return
+    for train in (True, False):  # downloaded (or found wanting) here, not by several children at once
+        load_mnist(data_root, train=train)
     log(f"training {len(jobs)} final runs in {processes} processes x {each} thread(s)")
     _run_in_processes(jobs, on_done, data_root, subset, device, log, processes, each)
 

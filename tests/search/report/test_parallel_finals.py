@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from model.errors import DataError
 from search.report import build, write_report
 from search.report.parallel import plan_processes, run_jobs
 from search.report.retrain import FinalJob, FinalRun, load_final_data, plan_final_runs, store_run
@@ -101,10 +102,11 @@ def test_ctrl_c_stops_every_child_keeps_whole_runs_and_the_report_resumes_the_re
 def test_a_failing_child_raises_its_error_here_and_stops_the_others(tiny_mnist: Path) -> None:
     study = make_study(shrink=True)
     jobs = _jobs(study, [0])
-    bad = jobs[0]._replace(cfg=jobs[0].cfg.with_overrides(lr=1e9, optimizer="sgd", grad_clip=0.0))
-    with pytest.raises(RuntimeError, match="training loss became"):
-        run_jobs([bad, jobs[1]], lambda seed: pytest.fail("loaded in the parent"), lambda j, r: None,
-                 data_root=str(tiny_mnist), threads=2)
+    # Each child loads its images: 1,000 of a 400-image data root fails there, with the
+    # loader's own error, which reaches this process with its class and words.
+    with pytest.raises(DataError, match="--subset must be between 1 and 400"):
+        run_jobs(jobs, lambda seed: pytest.fail("loaded in the parent"), lambda j, r: None,
+                 data_root=str(tiny_mnist), subset=1000, threads=2)
     assert mp.active_children() == []
 
 
