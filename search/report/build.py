@@ -23,7 +23,9 @@ from search.report.importance import (
 )
 from search.report.markdown import ReportContent, render
 from search.report.parallel import run_jobs
-from search.report.retrain import FinalData, FinalJob, FinalRun, load_final_data, plan_final_runs, seeds_of, store_run
+from search.report.retrain import (
+    FinalData, FinalJob, FinalRun, cache_key, load_final_data, plan_final_runs, seeds_of, store_run,
+)
 
 __all__ = ["ReportPaths", "write_report"]
 
@@ -140,25 +142,29 @@ def _final_runs(
     """Every config's runs, one per seed: the cached ones read, the others trained (all of
     them together, side by side where there are cores) and each stored as it finishes.
     Returns the runs by name and the labels of those trained now."""
-    cached, jobs = {}, []
+    cached, jobs, keys, retrained = {}, {}, {}, []
     for name, cfg in cfgs.items():
         # V2's runs also measure their gates (question 5).
         cached[name], todo = plan_final_runs(study, name, cfg, seeds_of(cfg, seeds), subset=subset,
                                              retrain=retrain, gates=name == "V2", log=say)
-        jobs += todo
+        keys[name] = [cache_key(cfg.with_overrides(seed=s), subset) for s in seeds_of(cfg, seeds)]
+        for job in todo:  # V2 = V1 (the baseline won): one run serves both, as the cache would
+            twin = jobs.get(job.key)
+            jobs[job.key] = job if twin is None else twin._replace(gates=twin.gates or job.gates)
+            if twin is None:
+                retrained.append(job.label)
     done: dict[str, FinalRun] = {}
 
     def store(job: FinalJob, run: FinalRun) -> None:
         store_run(study, job.key, run)
-        done[job.label] = run
+        done[job.key] = run
 
-    run_jobs(jobs, data, store, data_root=data_root, subset=subset, device=device, log=say,
+    run_jobs(list(jobs.values()), data, store, data_root=data_root, subset=subset, device=device, log=say,
              threads=threads)
     runs = {}
-    for name, cfg in cfgs.items():
-        labels = [f"{name} seed {s}" for s in seeds_of(cfg, seeds)]
-        runs[name] = [done.get(label) or run for label, run in zip(labels, cached[name], strict=True)]
-        trained = sum(label in done for label in labels)
+    for name in cfgs:
+        runs[name] = [done.get(key) or run for key, run in zip(keys[name], cached[name], strict=True)]
+        trained = sum(key in done for key in keys[name])
         accs = ", ".join(f"{100 * r.test_acc:.2f}%" for r in runs[name])
         say(f"{name}: test acc {accs} ({trained} trained now, {seeds - trained} cached)")
-    return runs, [job.label for job in jobs]
+    return runs, retrained

@@ -119,3 +119,18 @@ def test_the_report_trains_in_processes_when_given_the_threads(tiny_mnist: Path,
     assert "training 2 final runs in 2 processes x 1 thread(s)" in lines
     assert build.load_final_data is load_final_data  # the parent never needed the images here
     assert not any(line.startswith("loading MNIST") for line in lines)
+
+
+def test_when_v2_is_v1_one_run_serves_both(tiny_mnist: Path, tmp_path: Path) -> None:
+    """Planned together, V1's and V2's runs of one config would both train; one does, and
+    it measures the gates V2 needs."""
+    import json
+
+    study = make_study(shrink=True)
+    same = tmp_path / "v2.json"
+    same.write_text(json.dumps(conftest.tiny(conftest.BEST).to_dict()))
+    paths = write_report(study, tmp_path / "r", baseline=str(same), data_root=str(tiny_mnist), device="cpu",
+                         seeds=1, threads=2)
+    assert paths.retrained == ("V1 seed 0",)
+    runs = [v for k, v in study.user_attrs.items() if k.startswith("final_run:")]
+    assert len(runs) == 1 and runs[0]["gates"] is not None
