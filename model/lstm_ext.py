@@ -6,6 +6,11 @@ cached under the user's cache directory (``$LSTM_SEARCH_CACHE`` or
 checkout's path, so later processes (every search worker) only load the built library. When the build fails
 (no compiler, no ninja, read-only cache), ``function()`` returns None after one warning
 and callers use the pure-torch path in ``model.fused_lstm``, which computes the same thing.
+Commands call ``ensure_built(echo)`` before their first timed training, so the build (about
+a minute of CPU, once per checkout) is announced and never counted in a trial's time. Two
+processes starting at once do not compile twice: ``cpp_extension.load`` holds a lock file
+in the build folder while it builds (an OS lock in recent torch, released if its holder is
+killed), and the process that waited finds the library built and only loads it.
 Set ``LSTM_SEARCH_NO_EXT=1`` to skip the extension (benchmarks compare both paths this way).
 ``LSTM_SEARCH_PACKED_GEMM=1`` (or ``set_packed_gemm(True)``) makes the float32 recurrent
 products use MKL's packed GEMM (W packed once per sequence instead of once per step);
@@ -26,6 +31,7 @@ import shutil
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,9 +40,12 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "BUILD_LINE",
     "cache_dir",
+    "ensure_built",
     "function",
     "gemm_backend",
+    "is_built",
     "load",
     "set_min_parallel_elems",
     "set_onednn_gemm",
@@ -45,6 +54,8 @@ __all__ = [
 ]
 
 _SOURCE = Path(__file__).with_name("csrc") / "lstm.cpp"
+_NAME = "lstm_search_lstm"
+BUILD_LINE = "building the C++ kernels, once, about a minute (cached for every later run)"
 _lock = threading.Lock()
 _state: dict[str, Any] = {}  # "module": the loaded extension or None; "reason": why None
 
@@ -95,6 +106,42 @@ def _ensure_ninja_on_path() -> None:
     os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
 
 
+def _build(cpp_extension: ModuleType) -> ModuleType:
+    """Compile (unless this checkout's library is already cached) and import the extension."""
+    _ensure_ninja_on_path()
+    build = cache_dir()
+    build.mkdir(parents=True, exist_ok=True)
+    _, flags = _flags()
+    return cpp_extension.load(
+        name=_NAME,
+        sources=[str(_SOURCE)],
+        extra_cflags=flags,
+        build_directory=str(build),
+        verbose=False,
+    )
+
+
+def _disabled() -> bool:
+    return os.environ.get("LSTM_SEARCH_NO_EXT", "") not in ("", "0")
+
+
+def is_built() -> bool:
+    """Whether this checkout's compiled library is in the cache (loading it takes a second)."""
+    return any(cache_dir().glob(f"{_NAME}.*")) if not _disabled() else False
+
+
+def ensure_built(echo: Callable[[str], None] | None = print) -> bool:
+    """Build and load the kernels now, before any timed training, saying so with
+    ``BUILD_LINE`` when they must be compiled. Returns whether the extension is in use.
+
+    Commands call this before their first trial or run, so that no trial's seconds include
+    the compiler; after it, ``load()`` in this process returns at once.
+    """
+    if "module" not in _state and not _disabled() and not is_built() and echo is not None:
+        echo(BUILD_LINE)
+    return load() is not None
+
+
 def load() -> ModuleType | None:
     """The compiled extension, building it on first call; None if unavailable."""
     if "module" in _state:
@@ -103,7 +150,7 @@ def load() -> ModuleType | None:
         if "module" in _state:
             return _state["module"]
         module = None
-        if os.environ.get("LSTM_SEARCH_NO_EXT", "") not in ("", "0"):
+        if _disabled():
             _state["reason"] = "disabled by LSTM_SEARCH_NO_EXT"
             _state["module"] = None
             return None
@@ -118,17 +165,7 @@ def load() -> ModuleType | None:
             finally:
                 logger.setLevel(level)
 
-            _ensure_ninja_on_path()
-            build = cache_dir()
-            build.mkdir(parents=True, exist_ok=True)
-            _, flags = _flags()
-            module = cpp_extension.load(
-                name="lstm_search_lstm",
-                sources=[str(_SOURCE)],
-                extra_cflags=flags,
-                build_directory=str(build),
-                verbose=False,
-            )
+            module = _build(cpp_extension)
         except Exception as exc:  # any build or load failure: fall back, say so once
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
             _state["reason"] = f"{type(exc).__name__}: {detail}"

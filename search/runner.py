@@ -22,6 +22,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
+from model import lstm_ext
 from search.formatting import short_number
 from search.objective import Objective
 from search.study import (
@@ -29,8 +30,17 @@ from search.study import (
 )
 
 __all__ = [
-    "TrialsKeepFailing", "RunSummary", "budget_end", "describe_trial", "format_params", "run_trials", "update_bar",
+    "RunSummary", "TrialsKeepFailing", "budget_end", "describe_trial", "format_params", "prepare_kernels",
+    "run_trials", "update_bar",
 ]
+
+
+def prepare_kernels(device: torch.device | str, echo: Callable[[str], None] | None = print) -> None:
+    """Build (once, saying so) and load the C++ kernels before any timed training starts, so
+    no trial or final run counts the compiler in its seconds. CPU only: on a GPU the
+    kernels are never used and the minute of compiling would be wasted."""
+    if torch.device(device).type == "cpu":
+        lstm_ext.ensure_built(echo)
 
 
 class TrialsKeepFailing(Exception):

@@ -38,7 +38,7 @@ from model.memory import PROCESS_OVERHEAD_BYTES, available_memory, data_bytes, f
 from search.artifacts import open_artifact_store
 from search.exits import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TRIALS_FAILING, run_reporting
 from search.objective import Objective
-from search.runner import RunSummary, budget_end, describe_trial, run_trials, update_bar
+from search.runner import RunSummary, budget_end, describe_trial, prepare_kernels, run_trials, update_bar
 from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
 from search.space import SearchSpace
 from search.study import (
@@ -124,6 +124,7 @@ def run_worker(
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from run_trials
     device = resolve_device(settings.device)
+    prepare_kernels(device, echo=echo or print)  # a worker loads what the launch built, before its first trial
     if data is None:
         data = load_splits(settings.data_root, val_size=settings.val_size, subset=settings.subset,
                            seed=settings.seed)

@@ -18,7 +18,7 @@ from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg
 from search.commands._existing import MissingStorageError, open_existing_storage, open_existing_study
 from search.prior import BUILTIN, BUILTIN_STUDY, add_prior, builtin_storage, check_compatible, prior_trials
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY
-from search.runner import format_params
+from search.runner import format_params, prepare_kernels
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES
 from search.study import (
@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     print(("created" if created else "resuming") + f" study {settings.study!r} in {settings.storage} "
           f"({len(data.train_y)} train / {len(data.val_y)} validation images, device {device}"
           + (f", {plan.workers} workers x {plan.threads} thread(s))" if plan.workers > 1 else ")"))
+    prepare_kernels(device)  # here, once, before any worker or trial starts
     if plan.workers > 1:
         del data  # each worker loads its own copy
         code = run_workers(settings, plan, study)

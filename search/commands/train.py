@@ -15,6 +15,7 @@ from search.commands._common import (
 )
 from search.commands._existing import open_existing_study
 from search.commands._paths import check_output_file
+from search.runner import prepare_kernels
 
 DRY_RUN_STEPS = 5
 
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     test_x, test_y = load_test(args.data_root)
     print(f"config: {cfg}")
     print(f"data: {len(data.train_y)} train / {len(data.val_y)} validation images, device {device}")
+    prepare_kernels(device)  # the compiler, if needed, runs before the first timed epoch
     # With no validation split (--val-size 0) the per-epoch score is skipped, not faked.
     try:
         result = fit(

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import optuna
 import torch
 
+from model.config import TrainConfig
 from model.data import load_test
 from search.report import figures
 from search.report.cells import load_comparison
@@ -21,7 +22,10 @@ from search.report.importance import (
     categorical_params, describe_contrast, fanova_importances, importance_params, quartile_contrast,
 )
 from search.report.markdown import ReportContent, render
-from search.report.retrain import FinalData, final_runs, load_final_data, seeds_of
+from search.report.parallel import run_jobs
+from search.report.retrain import (
+    FinalData, FinalJob, FinalRun, cache_key, load_final_data, plan_final_runs, seeds_of, store_run,
+)
 
 __all__ = ["ReportPaths", "write_report"]
 
@@ -50,11 +54,15 @@ def write_report(
     precision: str | None = None,
     seeds: int = DEFAULT_SEEDS,
     storage_url: str | None = None,
+    threads: int | None = None,
 ) -> ReportPaths:
     """Write the report of ``study`` under ``out``; V1 and V2 are each run with ``seeds``
     seeds, retrained only when not cached in the study (or when ``retrain``).
     ``precision`` (issue 16) overrides the precision both are retrained in; None keeps each
-    configuration's own. ``storage_url`` goes into the report's ``train --study`` command."""
+    configuration's own. ``storage_url`` goes into the report's ``train --study`` command.
+    ``threads``: CPU threads for the final runs in all (default: torch's thread count, which
+    is every core unless ``--threads`` lowered it); the runs to train share them in parallel
+    processes (``search.report.parallel``)."""
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1 (got {seeds})")
     say = log or (lambda _msg: None)
@@ -74,16 +82,8 @@ def write_report(
             data_cache[seed] = load_final_data(data_root, subset, seed=seed)
         return data_cache[seed]
 
-    retrained = []
-    runs = {}
-    for name, cfg in (("V1", v1_cfg), ("V2", v2_cfg)):
-        # V2's runs also measure their gates (question 5).
-        runs[name], trained = final_runs(
-            study, cfg, seeds_of(cfg, seeds), data, subset=subset, device=device, retrain=retrain,
-            log=lambda m, n=name: say(f"{n}: {m}"), gates=name == "V2")
-        retrained += [f"{name} seed {s}" for s in trained]
-        accs = ", ".join(f"{100 * r.test_acc:.2f}%" for r in runs[name])
-        say(f"{name}: test acc {accs} ({len(trained)} trained now, {seeds - len(trained)} cached)")
+    runs, retrained = _final_runs(study, {"V1": v1_cfg, "V2": v2_cfg}, seeds, data, say, data_root=data_root,
+                                  subset=subset, device=device, retrain=retrain, threads=threads)
 
     # The test images are needed for the grid and the labels for the confusion matrix.
     if data_cache:
@@ -132,3 +132,39 @@ def write_report(
     markdown = out / "report.md"
     markdown.write_text(render(content))
     return ReportPaths(out, markdown, trials_csv, written, tuple(retrained))
+
+
+def _final_runs(
+    study: optuna.Study, cfgs: dict[str, TrainConfig], seeds: int, data: Callable[[int], FinalData],
+    say: Callable[[str], None], data_root: str | None, subset: int | None, device: torch.device | str,
+    retrain: bool, threads: int | None,
+) -> tuple[dict[str, list[FinalRun]], list[str]]:
+    """Every config's runs, one per seed: the cached ones read, the others trained (all of
+    them together, side by side where there are cores) and each stored as it finishes.
+    Returns the runs by name and the labels of those trained now."""
+    cached, jobs, keys, retrained = {}, {}, {}, []
+    for name, cfg in cfgs.items():
+        # V2's runs also measure their gates (question 5).
+        cached[name], todo = plan_final_runs(study, name, cfg, seeds_of(cfg, seeds), subset=subset,
+                                             retrain=retrain, gates=name == "V2", log=say)
+        keys[name] = [cache_key(cfg.with_overrides(seed=s), subset) for s in seeds_of(cfg, seeds)]
+        for job in todo:  # V2 = V1 (the baseline won): one run serves both, as the cache would
+            twin = jobs.get(job.key)
+            jobs[job.key] = job if twin is None else twin._replace(gates=twin.gates or job.gates)
+            if twin is None:
+                retrained.append(job.label)
+    done: dict[str, FinalRun] = {}
+
+    def store(job: FinalJob, run: FinalRun) -> None:
+        store_run(study, job.key, run)
+        done[job.key] = run
+
+    run_jobs(list(jobs.values()), data, store, data_root=data_root, subset=subset, device=device, log=say,
+             threads=threads)
+    runs = {}
+    for name in cfgs:
+        runs[name] = [done.get(key) or run for key, run in zip(keys[name], cached[name], strict=True)]
+        trained = sum(key in done for key in keys[name])
+        accs = ", ".join(f"{100 * r.test_acc:.2f}%" for r in runs[name])
+        say(f"{name}: test acc {accs} ({trained} trained now, {seeds - trained} cached)")
+    return runs, retrained

@@ -94,9 +94,9 @@ def _final(c: ReportContent) -> list[str]:
         f"and scored on the {len(v2.predictions):,} test images after every epoch; the test set is used nowhere else "
         "(the search scored trials on a held-out validation split of the training images).", "",
         tables.to_markdown(tables.seeds_table(c.v1_runs, c.v2_runs)), "",
-        f"- **V1 test accuracy: {v1s.text()}** (mean ± std over {_seeds(n)}; {len(v1.epochs)} epochs, "
+        f"- **V1 test accuracy: {v1s.text()}** ({_over(n)}{len(v1.epochs)} epochs, "
         f"{v1.seconds:.0f}s for the first run)",
-        f"- **V2 test accuracy: {v2s.text()}** (mean ± std over {_seeds(n)}; {len(v2.epochs)} epochs, "
+        f"- **V2 test accuracy: {v2s.text()}** ({_over(n)}{len(v2.epochs)} epochs, "
         f"{v2.seconds:.0f}s for the first run)",
         f"- {narrative.describe_seeds(v1s, v2s)}", "",
         f"Per epoch, the first run of each (V1 seed {v1.config['seed']}, V2 seed {v2.config['seed']}; loss = mean "
@@ -220,8 +220,10 @@ def _cells(c: ReportContent) -> list[str]:
     return lines
 
 
-def _seeds(n: int) -> str:
-    return "1 seed" if n == 1 else f"{n} seeds"
+def _over(n: int) -> str:
+    """What the accuracy before it is: nothing to add for one run (its text says the spread
+    is unknown), the mean and std of the runs otherwise."""
+    return "" if n == 1 else f"mean ± std over {n} seeds; "
 
 
 def _errors(run: FinalRun) -> int:

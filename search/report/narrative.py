@@ -7,6 +7,7 @@ all come from comparisons of the measured values, so other numbers give other wo
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -22,16 +23,19 @@ NEGLIGIBLE_POINTS = 0.05  # a change in accuracy smaller than this (5 of 10,000 
 class Spread(NamedTuple):
     values: list[float]  # test accuracies (fractions), one per seed
     mean: float
-    std: float  # sample standard deviation (n - 1); 0 with one seed
+    std: float  # sample standard deviation (n - 1); nan with one seed: one run has no spread
 
     def text(self) -> str:
-        """"98.79 ± 0.05%" (percent), the form the report prints everywhere."""
+        """"98.79 ± 0.05%" (percent), the form the report prints everywhere; with one seed
+        "98.53% (one seed: spread unknown)", since "± 0.00" would claim a spread of zero."""
+        if len(self.values) < 2:
+            return f"{100 * self.mean:.2f}% (one seed: spread unknown)"
         return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}%"
 
 
 def spread(values: Sequence[float]) -> Spread:
     values = list(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    std = statistics.stdev(values) if len(values) > 1 else math.nan
     return Spread(values, statistics.fmean(values), std)
 
 

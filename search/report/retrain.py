@@ -35,12 +35,12 @@ __all__ = [
     "CACHE_PREFIX",
     "FORCED_GATES",
     "FinalData",
+    "FinalJob",
     "FinalRun",
     "cache_key",
     "cached_run",
-    "final_run",
-    "final_runs",
     "gate_report",
+    "plan_final_runs",
     "seeds_of",
     "load_final_data",
     "predict",
@@ -52,6 +52,15 @@ CACHE_PREFIX = "final_run:"
 FULL_TRAIN = MNIST_TRAIN_IMAGES
 # The gate ablations of question 5: each forces one gate to a constant at inference.
 FORCED_GATES: tuple[tuple[str, float], ...] = (("f", 1.0), ("f", 0.0), ("i", 1.0), ("o", 1.0))
+
+
+class FinalJob(NamedTuple):
+    """A final run to train: its log prefix ("V2 seed 1"), config (seed included), cache key."""
+
+    label: str
+    cfg: TrainConfig
+    key: str
+    gates: bool  # measure the LSTM's gates (question 5)
 
 
 class FinalData(NamedTuple):
@@ -172,56 +181,35 @@ def run_final(
     )
 
 
-def final_run(
+def plan_final_runs(
     study: optuna.Study,
-    cfg: TrainConfig,
-    data: Callable[[int], FinalData],
-    subset: int | None = None,
-    device: torch.device | str = "cpu",
-    retrain: bool = False,
-    log: Callable[[str], None] | None = None,
-    gates: bool = False,
-) -> tuple[FinalRun, bool]:
-    """The cached run of ``cfg`` or a fresh one (stored). Returns (run, trained_now).
-
-    ``data(seed)`` is called only when training is needed: a cached report loads no
-    images. ``gates``: measure an LSTM's gates if it trains (a cached run is kept as is).
-    """
-    key = cache_key(cfg, subset)
-    if not retrain:
-        run = cached_run(study, key)
-        if run is not None:
-            return run, False
-    run = run_final(cfg, data(cfg.seed), device=device, log=log, gates=gates)
-    store_run(study, key, run)
-    return run, True
-
-
-def final_runs(
-    study: optuna.Study,
+    label: str,
     cfg: TrainConfig,
     seeds: list[int],
-    data: Callable[[int], FinalData],
     subset: int | None = None,
-    device: torch.device | str = "cpu",
     retrain: bool = False,
-    log: Callable[[str], None] | None = None,
     gates: bool = False,
-) -> tuple[list[FinalRun], list[int]]:
-    """One run of ``cfg`` per seed (cached or trained). Returns the runs and the seeds
-    trained by this call. With ``gates`` every run trained now measures its gates, and if
-    none of the runs has them (all cached from before), the first seed is retrained."""
-    runs, trained = [], []
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[FinalRun | None], list[FinalJob]]:
+    """The cached run of each seed (None where it must train) and the runs to train,
+    labelled ``"{label} seed {s}"``; nothing is loaded or trained here (the runs train in
+    ``search.report.parallel``), so a cached report loads no images. With ``gates``, every
+    LSTM run trained measures its gates, and if all of its runs are cached from before
+    gates were measured, the first seed is retrained."""
+    cached: list[FinalRun | None] = []
+    jobs: list[FinalJob] = []
+    measure = gates and cfg.cell == "lstm"
     for seed in seeds:
-        run, fresh = final_run(study, cfg.with_overrides(seed=seed), data, subset=subset, device=device,
-                               retrain=retrain, log=log, gates=gates)
-        runs.append(run)
-        if fresh:
-            trained.append(seed)
-    if gates and cfg.cell == "lstm" and all(r.gates is None for r in runs):
+        run_cfg = cfg.with_overrides(seed=seed)
+        key = cache_key(run_cfg, subset)
+        run = None if retrain else cached_run(study, key)
+        cached.append(run)
+        if run is None:
+            jobs.append(FinalJob(f"{label} seed {seed}", run_cfg, key, measure))
+    if measure and not jobs and all(r is not None and r.gates is None for r in cached):
+        run_cfg = cfg.with_overrides(seed=seeds[0])
+        cached[0] = None
         if log is not None:
-            log(f"seed {seeds[0]}: retraining to measure its gates (its cached run predates them)")
-        runs[0], _ = final_run(study, cfg.with_overrides(seed=seeds[0]), data, subset=subset,
-                               device=device, retrain=True, log=log, gates=True)
-        trained.append(seeds[0])
-    return runs, trained
+            log(f"{label} seed {seeds[0]}: retraining to measure its gates (its cached run predates them)")
+        jobs.append(FinalJob(f"{label} seed {seeds[0]}", run_cfg, cache_key(run_cfg, subset), True))
+    return cached, jobs

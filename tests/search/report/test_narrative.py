@@ -9,7 +9,12 @@ from search.report.tables import forced_gates_table
 def test_spread_is_mean_and_sample_std_written_with_plus_minus() -> None:
     s = spread([0.9879, 0.9885, 0.9873])
     assert s.text() == "98.79 ± 0.06%"
-    assert spread([0.99]).std == 0.0
+
+
+def test_one_seed_has_an_unknown_spread_not_a_zero_one() -> None:
+    one = spread([0.9853])
+    assert one.text() == "98.53% (one seed: spread unknown)"
+    assert "±" not in one.text() and "0.00" not in one.text()
 
 
 def test_seed_sentence_says_when_the_gain_is_within_the_spread() -> None:
@@ -77,3 +82,13 @@ def test_the_tuning_sentence_says_when_every_cell_got_the_same_config() -> None:
     assert "the same candidate won for all 3 cells" in describe_tuning(same)
     differ = {**same, "rnn": {"cell": "rnn", "hidden_size": 64, "lr": 0.0037}}
     assert "paired comparison" in describe_tuning(differ) and "won for all" not in describe_tuning(differ)
+
+
+def test_a_one_seed_report_prints_no_zero_spread(tiny_mnist, tmp_path) -> None:
+    from search.report import write_report
+    from tests.search.report.conftest import make_study
+
+    text = write_report(make_study(shrink=True), tmp_path / "r", data_root=str(tiny_mnist), device="cpu",
+                        seeds=1).markdown.read_text()
+    assert "± 0.00" not in text and "mean ± std over 1 seed" not in text
+    assert text.count("(one seed: spread unknown)") == 2  # V1's and V2's final accuracy
