@@ -348,7 +348,9 @@ def sweep_stale_trials(study: optuna.Study) -> None:
 
 
 def finished_trials(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Finished (complete or pruned) search trials: what ``--n-trials N`` counts. Repeats of
+    the confirmation phase (user attr ``repeat_of``, search/confirm.py) come on top of N."""
+    return sum("repeat_of" not in t.user_attrs for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
