@@ -82,8 +82,8 @@ def add_confirm_args(p: argparse.ArgumentParser) -> None:
         "the configurations with the most runs. Repeats come on top of --n-trials; a resumed launch "
         "runs only the repeats still missing.")
     g.add_argument("--confirm-top", metavar="K", type=int, default=DEFAULT_CONFIRM_TOP,
-                   help="configurations to repeat (3: enough to cover the usual tie at the top, "
-                   "cheap next to the search)")
+                   help="configurations to repeat (3: the likeliest V2s; 6 trials with the "
+                   "default seeds, small next to a search)")
     g.add_argument("--confirm-seeds", metavar="R", type=int, default=DEFAULT_CONFIRM_SEEDS,
                    help="other training seeds per configuration (2: three runs each, the fewest that "
                    "give a spread)")
@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
               f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
               f"{plan.workers} worker(s) x {plan.threads} thread(s)")
         print("space (" + space.source + "):\n  " + "\n  ".join(space.describe()))
+        print(_confirm_plan(settings, args.confirm_share))
         print(_dry_run_study(settings))
         _load_data(settings)
         print("data: ok; dry run, nothing written")
@@ -148,6 +149,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"finished {summary.ran} trial(s) in {summary.seconds:.0f}s")
     _print_summary(study)
     return 0
+
+
+def _confirm_plan(settings: LaunchSettings, share: float) -> str:
+    plan = settings.confirm
+    if not plan.enabled:
+        return "confirmation phase: off (--no-confirm)"
+    when = ("after the search trials" if settings.search_deadline is None
+            else f"in the last {100 * share:.0f}% of --timeout")
+    return (f"confirmation phase: the top {plan.top} configuration(s) x {plan.seeds} other seed(s), {when}; "
+            "repeats come on top of --n-trials")
 
 
 def _stored_study(settings: LaunchSettings) -> tuple[optuna.storages.BaseStorage, int] | None:

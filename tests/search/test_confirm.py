@@ -40,7 +40,7 @@ def test_a_launch_ends_with_repeats_of_its_top_configurations_and_resumes_withou
 ) -> None:
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     args = launch_args("c", 4, storage, tiny_space, fake_root, "--workers", "1", "--confirm-top", "2",
-                       "--confirm-seeds", "2")
+                       "--confirm-seeds", "2", confirm=True)
     assert main(args) == 0
     out = capsys.readouterr().out
     study = optuna.load_study(study_name="c", storage=storage)
@@ -61,7 +61,7 @@ def test_a_launch_ends_with_repeats_of_its_top_configurations_and_resumes_withou
     assert len(optuna.load_study(study_name="c", storage=storage).trials) == len(study.trials)
 
     assert main(launch_args("c", 6, storage, tiny_space, fake_root, "--workers", "1", "--confirm-top", "2",
-                            "--confirm-seeds", "2")) == 0
+                            "--confirm-seeds", "2", confirm=True)) == 0
     study = optuna.load_study(study_name="c", storage=storage)
     assert finished_trials(study) == 6
     counts = _keys(_repeats(study))
@@ -71,7 +71,8 @@ def test_a_launch_ends_with_repeats_of_its_top_configurations_and_resumes_withou
 
 def test_no_confirm_runs_no_repeats(tmp_path: Path, tiny_space: Path, fake_root: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
-    assert main(launch_args("n", 3, storage, tiny_space, fake_root, "--workers", "1", "--no-confirm")) == 0
+    args = launch_args("n", 3, storage, tiny_space, fake_root, "--workers", "1", "--no-confirm", confirm=True)
+    assert main(args) == 0
     assert not _repeats(optuna.load_study(study_name="n", storage=storage))
 
 
@@ -130,7 +131,7 @@ def test_two_workers_interrupted_in_the_confirmation_phase_resume_it_without_dou
 ) -> None:
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     args = launch_args("k", 3, storage, slow_space, fake_root, "--workers", "2", "--threads", "1",
-                       "--confirm-top", "2", "--confirm-seeds", "1")
+                       "--confirm-top", "2", "--confirm-seeds", "1", confirm=True)
     proc = start_cli(args)
     wait_for(lambda: _running_repeat(storage), 300, "a repeat trial to be training")
     proc.send_signal(signal.SIGINT)
@@ -148,5 +149,21 @@ def test_two_workers_interrupted_in_the_confirmation_phase_resume_it_without_dou
     complete = _keys(_repeats(study))
     assert all(complete[(n, s)] == 1 for n in top for s in (1,)) and max(complete.values()) == 1
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
-    assert "[confirm]" not in out or True  # the bar is off (--no-progress); lines name repeats instead
     assert "[repeat of trial" in out
+
+
+@pytest.mark.parametrize(("flags", "needle"), [
+    (["--confirm-top", "-1"], "--confirm-top must be >= 0"),
+    (["--confirm-seeds", "0"], "--confirm-seeds must be >= 1"),
+    (["--confirm-share", "1", "--timeout", "60"], "--confirm-share must be a fraction"),
+    (["--confirm-share", "nan"], "--confirm-share must be a fraction"),
+])
+def test_bad_confirmation_flags_are_one_line_and_write_nothing(
+    flags: list[str], needle: str, tmp_path: Path, tiny_space: Path, fake_root: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.search.conftest import expect_one_line_error
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    expect_one_line_error(capsys, launch_args("b", 2, storage, tiny_space, fake_root, *flags, confirm=True), needle)
+    assert not (tmp_path / "studies.db").exists()
