@@ -79,7 +79,8 @@ def run_trials(
     write = echo or bar.write
     # The bar's own ETA counts toward n_trials (often a large "until the budget" number),
     # so with a time budget the bar also says when that budget ends.
-    ends = budget_end(None if timeout is None else time.time() + timeout)
+    search_ends = None if timeout is None else time.time() + timeout
+    ends = budget_end(confirm_deadline if confirm_deadline is not None else search_ends)
     if ends is not None:
         bar.set_postfix(ends=ends)
 
@@ -88,7 +89,7 @@ def run_trials(
 
     def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         interrupt.raise_if_pressed()  # a Ctrl-C held back while the trial was recorded: stop now
-        update_bar(bar, study, n_trials, ends)
+        update_bar(bar, study, n_trials, ends, search_ends)
         write(describe_trial(trial, val_size))
         if trial.user_attrs.get("not_run"):
             return  # never trained: neither a failure nor a success
@@ -330,18 +331,20 @@ def describe_trial(trial: FrozenTrial, val_size: int | None = None) -> str:
     return f"trial {trial.number}{tag}: {result}{took}{params}"
 
 
-def update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None) -> None:
-    """The bar's phase and count (search trials toward N, then repeats done of those
-    planned), the best configuration so far (± one standard error) and, with a time budget,
-    when it ends."""
+def update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None,
+               search_ends: float | None = None) -> None:
+    """The bar's phase and count (search trials toward N; once N is reached or the search's
+    share of the budget, ``search_ends``, is over: repeats done of those planned), the best
+    configuration so far (± one standard error) and, with a time budget, when it ends."""
     if bar.disable:
         return
     trials = study.get_trials(deepcopy=False)
-    confirming = phase_counts(trials)
+    searched = finished_trials(study)
+    confirming = phase_counts(trials) or (0, 0)
     name = study.study_name
-    if confirming is None:
+    if searched < n_trials and (search_ends is None or time.time() < search_ends):
         bar.set_description_str(f"{name} [search]", refresh=False)
-        bar.total, bar.n = n_trials, min(finished_trials(study), n_trials)
+        bar.total, bar.n = n_trials, min(searched, n_trials)
     else:
         bar.set_description_str(f"{name} [confirm]", refresh=False)
         bar.n, bar.total = confirming

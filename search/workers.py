@@ -185,7 +185,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
         while procs:
             time.sleep(POLL_SECONDS)
             _write_new_trials(bar, study, shown)
-            update_bar(bar, study, n_trials, ends)
+            update_bar(bar, study, n_trials, ends, settings.search_deadline)
             for index, proc in list(procs.items()):
                 if proc.exitcode is None:
                     continue
@@ -209,7 +209,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     finally:
         signal.signal(signal.SIGTERM, previous)
         _write_new_trials(bar, study, shown)
-        update_bar(bar, study, n_trials, ends)
+        update_bar(bar, study, n_trials, ends, settings.search_deadline)
         bar.close()
     for index in sorted(codes):
         if codes[index] != 0 and not interrupted:
