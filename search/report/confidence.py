@@ -51,8 +51,8 @@ def confidence_lines(best: Best, study: str, storage_url: str | None = None,
     if others == 0:
         return lines + ["No other configuration is tied with it: the data tell V2 apart from the rest.", ""]
     lines += [
-        f"{others} other configuration(s) are statistically tied with V2 (the validation data cannot tell "
-        "them apart); any of them is as good a pick on this evidence:", "",
+        (f"{others} other configuration(s) are statistically tied with V2 (the validation data cannot tell "
+         "them apart); any of them is as good a pick on this evidence:"), "",
         tables.to_markdown(tied_table(best)), "",
     ]
     return lines + _lite(best.lite, best.v2, study, storage_url, subset)
