@@ -40,7 +40,7 @@ def main() -> int:
         storage = args.storage or f"sqlite:///{tmp_path / 'studies.db'}"
         cmd = [
             sys.executable, "-m", "search.cli", "launch", "--study", "bench", "--n-trials", str(args.trials),
-            "--storage", storage, "--space", str(tmp_path / "tiny.toml"), "--pruner", "none",
+            "--storage", storage, "--space", str(tmp_path / "tiny.toml"), "--pruner", "none", "--no-confirm",
             "--data-root", str(tmp_path), "--val-size", "50", "--workers", str(args.workers), "--no-progress",
         ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -51,6 +51,7 @@ def launch_command(storage: str, n_trials: int, artifacts: Path) -> list[str]:
     return [
         sys.executable, "-m", "search.cli", "launch", "--study", STUDY, "--storage", storage,
         "--artifacts", str(artifacts), "--sampler", "random", "--pruner", "none", "--prune-by", "epoch",
+        "--no-confirm",  # one curve per configuration: repeats would weigh some twice
         "--n-trials", str(n_trials), "--subset", str(SUBSET), "--workers", "1", "--threads", "1",
         "--seed", "0", "--no-progress",
     ]

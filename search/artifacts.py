@@ -30,6 +30,7 @@ from model.checkpoint import save_checkpoint
 from model.classifier import LSTMClassifier
 from model.config import TrainConfig
 from model.errors import UserInputError
+from search.best import best_config
 from search.study import StudyError
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
@@ -118,11 +119,12 @@ def list_artifacts(
 
 
 def download_best_checkpoint(study: optuna.Study, store: ArtifactStore, dest: str | Path) -> Path:
-    """Download the best trial's checkpoint to ``dest``; StudyError if it has none."""
-    try:
-        best = study.best_trial
-    except ValueError:
-        raise StudyError(f"study {study.study_name!r} has no complete trial yet") from None
+    """Download V2's checkpoint (search/best.py: its first trial's) to ``dest``; StudyError
+    if it has none (a trial uploads one only when it beats every single value before it)."""
+    found = best_config(study)
+    if found is None:
+        raise StudyError(f"study {study.study_name!r} has no complete trial yet")
+    best = next(t for t in study.get_trials(deepcopy=False) if t.number == found.number)
     artifact_id = best.user_attrs.get(CHECKPOINT_ATTR)
     if artifact_id is None:
         raise StudyError(f"best trial {best.number} of {study.study_name!r} has no checkpoint artifact")

@@ -21,6 +21,8 @@ from model.data import MnistSplits
 from model.precision import resolve_precision
 from model.train import EpochStats, NonFiniteLossError, fit
 from search.artifacts import upload_checkpoint
+from search.best import REPEAT_OF, REPEAT_SEED
+from search.confirm import duplicate_of
 from search.pruning import reported_step
 from search.space import SearchSpace
 from search.study import best_trial
@@ -28,12 +30,19 @@ from search.study import best_trial
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
     from optuna.artifacts._protocol import ArtifactStore
 
-__all__ = ["CURVE_ATTRS", "Objective"]
+__all__ = ["CURVE_ATTRS", "NOT_RUN", "NotRun", "Objective"]
 
 # Per-epoch lists stored as trial user attrs; val_acc lives in intermediate values.
 CURVE_ATTRS = ("train_loss", "val_loss", "lr", "epoch_seconds")
 
 _log = logging.getLogger(__name__)
+NOT_RUN = "not run: "  # fail_reason of a trial that was never trained (not a failure of anything)
+
+
+class NotRun(Exception):
+    """A trial the confirmation phase does not train: a second copy of a repeat, or one
+    sampled because another worker took the last repeat first. Recorded FAIL (which counts
+    nowhere: not toward N, not as a failing streak, not for the samplers)."""
 
 
 @dataclass
@@ -53,6 +62,10 @@ class Objective:
     # epoch number, so pruners compare trials at the same point of their LR schedules
     # (search/pruning.py). Must match the pruner built with make_pruner(progress=...).
     progress_steps: bool = False
+    # Time at which search trials stop (--timeout minus the confirmation share); repeats run
+    # to ``deadline``. None: ``deadline``. ``confirming``: this process runs repeats only.
+    search_deadline: float | None = None
+    confirming: bool = False
 
     def __call__(self, trial: optuna.Trial) -> float:
         with warnings.catch_warnings():
@@ -60,6 +73,8 @@ class Objective:
             # the baseline's values are checked against the space by params_of instead.
             warnings.filterwarnings("ignore", message=r"Fixed parameter .* out of range")
             cfg = self._config_for(trial)
+        repeat = REPEAT_OF in trial.user_attrs
+        deadline = self.deadline if repeat or self.search_deadline is None else self.search_deadline
         trial.set_user_attr("config", cfg.to_dict())
         # What "auto" resolved to in this process (the probe is cached, so fit agrees).
         trial.set_user_attr("precision_used", resolve_precision(cfg.precision, self.device))
@@ -75,12 +90,13 @@ class Objective:
             trial.report(stats.val_acc, step)
             # Asked after the last epoch too (successive halving records a trial's rung only
             # when asked), but a trial that has done all its epochs is never thrown away.
-            if trial.should_prune() and stats.epoch < cfg.epochs:
+            # A repeat confirms a configuration: it runs its full epochs, never pruned.
+            if not repeat and trial.should_prune() and stats.epoch < cfg.epochs:
                 trial.set_user_attr("trial_seconds", time.perf_counter() - start)
                 raise optuna.TrialPruned(
                     f"pruned at epoch {stats.epoch} (val acc {100 * stats.val_acc:.2f}%)"
                 )
-            if self.deadline is not None and time.time() >= self.deadline and stats.epoch < cfg.epochs:
+            if deadline is not None and time.time() >= deadline and stats.epoch < cfg.epochs:
                 trial.set_user_attr("trial_seconds", time.perf_counter() - start)
                 trial.set_user_attr("fail_reason", "time budget (--timeout) reached")
                 raise optuna.TrialPruned(f"time budget reached at epoch {stats.epoch}")
@@ -109,13 +125,38 @@ class Objective:
         return value
 
     def _config_for(self, trial: optuna.Trial) -> TrainConfig:
-        """A sampled config, or for the enqueued baseline exactly the baseline's config."""
+        """A sampled config, for the enqueued baseline exactly the baseline's config, for a
+        repeat its original's stored config with the repeat's seed."""
+        if REPEAT_OF in trial.user_attrs:
+            return self._repeat_config(trial)
+        if self.confirming and not _enqueued(trial):
+            raise NotRun(NOT_RUN + "the confirmation phase had no repeat left for this worker")
         baseline = trial.user_attrs.get("baseline") and trial.study.user_attrs.get("baseline_config")
         if not baseline:
             return self.space.suggest(trial, self.base)
         cfg = TrainConfig.from_dict(baseline)
         # Record the baseline's in-space values as params so samplers learn from it.
         return self.space.suggest(trial, cfg, only=self.space.params_of(cfg))
+
+    def _repeat_config(self, trial: optuna.Trial) -> TrainConfig:
+        number, seed = int(trial.user_attrs[REPEAT_OF]), int(trial.user_attrs[REPEAT_SEED])
+        trials = trial.study.get_trials(deepcopy=False)
+        copy = duplicate_of(trials, trial.number, (number, seed))
+        if copy is not None:
+            raise NotRun(NOT_RUN + f"trial {copy} is the same repeat (enqueued by two workers at once)")
+        original = next((t for t in trials if t.number == number), None)
+        stored = None if original is None else original.user_attrs.get("config")
+        if not isinstance(stored, dict):
+            raise NotRun(NOT_RUN + f"trial {number}, which this repeats, recorded no config")
+        cfg = TrainConfig.from_dict(stored).with_overrides(seed=seed)
+        # The enqueued params are the original's; drawing them records them on this trial.
+        return self.space.suggest(trial, cfg, only=[name for name in self.space.params if name in original.params])
+
+
+def _enqueued(trial: optuna.Trial) -> bool:
+    """Whether the trial came from the queue (fixed params: a repeat, the baseline, a retry
+    or warm start) rather than from the sampler. Optuna keeps them in a system attr."""
+    return bool(trial._cached_frozen_trial.system_attrs.get("fixed_params"))
 
 
 def _beats_best(study: optuna.Study, value: float) -> bool:

@@ -23,11 +23,11 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from model import lstm_ext
+from search.best import REPEAT_OF, REPEAT_SEED, best_config, binomial_se, format_score, val_size_of
+from search.confirm import ConfirmPlan, enqueue_repeats, phase_counts, running_repeats, waiting_repeats
 from search.formatting import short_number
-from search.objective import Objective
-from search.study import (
-    GRACE_SECONDS, HEARTBEAT_SECONDS, best_trial, finished_trials, sweep_stale_trials,
-)
+from search.objective import NotRun, Objective
+from search.study import GRACE_SECONDS, HEARTBEAT_SECONDS, finished_trials, sweep_stale_trials
 
 __all__ = [
     "RunSummary", "TrialsKeepFailing", "budget_end", "describe_trial", "format_params", "prepare_kernels",
@@ -58,17 +58,8 @@ class RunSummary:
     pruned: int
     failed: int
     seconds: float
-    best_value: float | None
+    best_value: float | None  # V2's mean (search/best.py)
     best_number: int | None
-
-
-def _stop_at(n_trials: int) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """Stop once the study holds ``n_trials`` finished trials that count (Optuna's
-    MaxTrialsCallback would count prior copies too, search/prior.py)."""
-    def stop(study: optuna.Study, trial: FrozenTrial) -> None:
-        if finished_trials(study) >= n_trials:
-            study.stop()
-    return stop
 
 
 def run_trials(
@@ -79,8 +70,11 @@ def run_trials(
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
     max_consecutive_failures: int | None = None,
+    confirm: ConfirmPlan | None = None,
+    confirm_deadline: float | None = None,
 ) -> RunSummary:
-    """Optimize until the study has ``n_trials`` finished trials or ``timeout`` passes.
+    """Optimize until the study has ``n_trials`` finished search trials or ``timeout``
+    passes, then (with ``confirm``) run the confirmation phase until ``confirm_deadline``.
 
     Raises TrialsKeepFailing after ``max_consecutive_failures`` FAIL trials in a row
     (of this process; Ctrl-C is not counted, it stops the run anyway).
@@ -88,13 +82,15 @@ def run_trials(
     start = time.perf_counter()
     before = finished_trials(study)
     bar = tqdm(
-        total=n_trials, initial=min(before, n_trials), unit="trial", desc=study.study_name,
+        total=n_trials, initial=min(before, n_trials), unit="trial", desc=f"{study.study_name} [search]",
         disable=not progress, dynamic_ncols=True,
     )
+    val_size = val_size_of(study)
     write = echo or bar.write
     # The bar's own ETA counts toward n_trials (often a large "until the budget" number),
     # so with a time budget the bar also says when that budget ends.
-    ends = budget_end(None if timeout is None else time.time() + timeout)
+    search_ends = None if timeout is None else time.time() + timeout
+    ends = budget_end(confirm_deadline if confirm_deadline is not None else search_ends)
     if ends is not None:
         bar.set_postfix(ends=ends)
 
@@ -103,8 +99,10 @@ def run_trials(
 
     def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         interrupt.raise_if_pressed()  # a Ctrl-C held back while the trial was recorded: stop now
-        update_bar(bar, study, n_trials, ends)
-        write(describe_trial(trial))
+        update_bar(bar, study, n_trials, ends, search_ends)
+        write(describe_trial(trial, val_size))
+        if trial.user_attrs.get("not_run"):
+            return  # never trained: neither a failure nor a success
         if trial.state != TrialState.FAIL:
             failures.clear()
             return
@@ -115,19 +113,23 @@ def run_trials(
     recorded = _Recorded(objective, interrupt)
 
     def optimize(**kwargs: object) -> None:
-        study.optimize(recorded, catch=(MemoryError, torch.OutOfMemoryError), gc_after_trial=True, **kwargs)
+        study.optimize(recorded, catch=(MemoryError, torch.OutOfMemoryError, NotRun), gc_after_trial=True, **kwargs)
 
     try:
         if before < n_trials:
             with _one_interrupt(interrupt, write):
-                optimize(timeout=timeout, callbacks=[_stop_at(n_trials), on_trial])
+                optimize(timeout=timeout, callbacks=[_StopAtN(n_trials), on_trial])
                 interrupt.raise_if_pressed()
                 if finished_trials(study) >= n_trials:
                     _rerun_orphans(study, lambda n: optimize(n_trials=n, callbacks=[on_trial]), interrupt)
+        if confirm is not None and confirm.enabled and not _failing(failures, max_consecutive_failures):
+            with _one_interrupt(interrupt, write):
+                _confirm(study, objective, confirm, confirm_deadline, optimize, on_trial, interrupt,
+                         lambda: _failing(failures, max_consecutive_failures))
     finally:
         bar.close()
     sweep_stale_trials(study)
-    if max_consecutive_failures is not None and len(failures) >= max_consecutive_failures:
+    if _failing(failures, max_consecutive_failures):
         numbers = ", ".join(str(t.number) for t in failures)
         reason = failures[-1].user_attrs.get("fail_reason")
         raise TrialsKeepFailing(
@@ -135,16 +137,63 @@ def run_trials(
             + (f"; the last: {reason}" if reason else "") + "); fix the cause and run the command again"
         )
     trials = study.get_trials(deepcopy=False)
-    best = best_trial(study)
+    best = best_config(study, trials)
     return RunSummary(
         ran=finished_trials(study) - before,
         complete=sum(t.state == TrialState.COMPLETE for t in trials),
         pruned=sum(t.state == TrialState.PRUNED for t in trials),
         failed=sum(t.state == TrialState.FAIL for t in trials),
         seconds=time.perf_counter() - start,
-        best_value=None if best is None else best.value,
+        best_value=None if best is None else best.mean,
         best_number=None if best is None else best.number,
     )
+
+
+class _StopAtN:
+    """Stop once the study holds ``n`` finished search trials (Optuna's MaxTrialsCallback
+    would count the confirmation phase's repeats and prior copies too)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if finished_trials(study) >= self.n:
+            study.stop()
+
+
+def _failing(failures: list[FrozenTrial], limit: int | None) -> bool:
+    return limit is not None and len(failures) >= limit
+
+
+def _confirm(
+    study: optuna.Study, objective: Objective, plan: ConfirmPlan, deadline: float | None,
+    optimize: Callable[..., None], on_trial: Callable[[optuna.Study, FrozenTrial], None],
+    interrupt: _Interrupt, failing: Callable[[], bool],
+) -> None:
+    """The confirmation phase (search/confirm.py): enqueue the repeats not yet done, waiting
+    or running, and run waiting ones one at a time until none is left or the budget ends.
+
+    While other workers still run repeats this one waits: one may fail (Ctrl-C, a kill) and
+    be queued again. ``objective.confirming`` makes a trial the sampler drew because another
+    worker took the last repeat first end untrained (NotRun) instead of training.
+    """
+    objective.confirming = True
+    try:
+        while not failing() and (deadline is None or time.time() < deadline):
+            interrupt.raise_if_pressed()
+            sweep_stale_trials(study)  # a killed worker's repeat: failed and queued again
+            trials = study.get_trials(deepcopy=False)
+            if enqueue_repeats(study, plan, trials):
+                trials = study.get_trials(deepcopy=False)
+            if waiting_repeats(trials):
+                remaining = None if deadline is None else max(0.0, deadline - time.time())
+                optimize(n_trials=1, timeout=remaining, callbacks=[on_trial])
+            elif running_repeats(trials):
+                time.sleep(1.0)
+            else:
+                return
+    finally:
+        objective.confirming = False
 
 
 def _rerun_orphans(study: optuna.Study, run: Callable[[int], None], interrupt: _Interrupt) -> None:
@@ -162,7 +211,8 @@ def _rerun_orphans(study: optuna.Study, run: Callable[[int], None], interrupt: _
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if waiting:
             run(len(waiting))  # enqueued (retried) trials are run first
-        elif not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        elif not any(REPEAT_OF not in t.user_attrs  # repeats are waited for by _confirm
+                     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
             return
         else:
             time.sleep(1.0)
@@ -197,6 +247,10 @@ class _Recorded:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C); not a property of the config")
             raise
         except optuna.TrialPruned:
+            raise
+        except NotRun as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            trial.set_user_attr("not_run", True)
             raise
         except Exception as exc:  # Optuna records the trial FAIL; the reason stays with it
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -259,16 +313,19 @@ def _one_interrupt(state: _Interrupt, write: Callable[[str], None]) -> Iterator[
 
 def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
     """Optuna logs an interrupted trial as failed, with a traceback; Ctrl-C is not a bug."""
-    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+    return not (record.exc_info and isinstance(record.exc_info[1], (KeyboardInterrupt, NotRun)))
 
 
-def describe_trial(trial: FrozenTrial) -> str:
-    """One line per finished trial, for the log above the progress bar."""
+def describe_trial(trial: FrozenTrial, val_size: int | None = None) -> str:
+    """One line per finished trial, for the log above the progress bar; an accuracy carries
+    ± one binomial standard error of the ``val_size`` validation images."""
     seconds = trial.user_attrs.get("trial_seconds")
     took = f" in {seconds:.0f}s" if seconds is not None else ""
     tag = " [V1 baseline]" if trial.user_attrs.get("baseline") else ""
+    if REPEAT_OF in trial.user_attrs:
+        tag += f" [repeat of trial {trial.user_attrs[REPEAT_OF]}, seed {trial.user_attrs.get(REPEAT_SEED)}]"
     if trial.state == TrialState.COMPLETE and trial.value is not None:
-        result = f"val acc {100 * trial.value:.2f}%"
+        result = "val acc " + format_score(trial.value, binomial_se(trial.value, val_size))
     elif trial.state == TrialState.PRUNED:
         reason = trial.user_attrs.get("fail_reason")
         # One report per epoch; its step is the epoch or, with --prune-by progress, a percentage.
@@ -280,17 +337,29 @@ def describe_trial(trial: FrozenTrial) -> str:
         result = f"failed ({reason})" if reason else "failed"
     else:
         result = trial.state.name.lower()
-    params = f" | {format_params(trial.params)}" if trial.params else ""
+    params = f" | {format_params(trial.params)}" if trial.params and REPEAT_OF not in trial.user_attrs else ""
     return f"trial {trial.number}{tag}: {result}{took}{params}"
 
 
-def update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None) -> None:
-    """The bar's count, the best accuracy so far and, with a time budget, when it ends."""
+def update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None,
+               search_ends: float | None = None) -> None:
+    """The bar's phase and count (search trials toward N; once N is reached or the search's
+    share of the budget, ``search_ends``, is over: repeats done of those planned), the best
+    configuration so far (± one standard error) and, with a time budget, when it ends."""
     if bar.disable:
         return
-    bar.n = min(finished_trials(study), n_trials)
-    best = best_trial(study)
-    postfix = {} if best is None else {"best": f"{100 * best.value:.2f}%"}
+    trials = study.get_trials(deepcopy=False)
+    searched = finished_trials(study)
+    confirming = phase_counts(trials) or (0, 0)
+    name = study.study_name
+    if searched < n_trials and (search_ends is None or time.time() < search_ends):
+        bar.set_description_str(f"{name} [search]", refresh=False)
+        bar.total, bar.n = n_trials, min(searched, n_trials)
+    else:
+        bar.set_description_str(f"{name} [confirm]", refresh=False)
+        bar.n, bar.total = confirming
+    best = best_config(study, trials)
+    postfix = {} if best is None else {"best": f"#{best.number} {best.v2.text()}"}
     if ends is not None:
         postfix["ends"] = ends
     bar.set_postfix(postfix, refresh=False)

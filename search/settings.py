@@ -25,6 +25,7 @@ import optuna
 from model.config import TrainConfig
 from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
+from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP, ConfirmPlan
 from search.pruning import DEFAULT_PRUNE_BY, PRUNE_BY, make_pruner
 from search.space import SearchSpace, load_space
 from search.study import SAMPLERS, PRUNERS, SEED_LIMIT
@@ -78,6 +79,10 @@ class LaunchSettings:
     floor: bool = False  # also prune trials below V1's curve (search/floor.py)
     prior: str | None = None  # an earlier study whose finished trials join the sampler's history
     prior_storage: str | None = None  # its storage (default: --storage; "builtin" for --prior builtin)
+    # The confirmation phase (search/confirm.py); top 0 turns it off.
+    confirm_top: int = DEFAULT_CONFIRM_TOP
+    confirm_seeds: int = DEFAULT_CONFIRM_SEEDS
+    search_deadline: float | None = None  # with --timeout: when search trials stop and repeats begin
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchSettings:
@@ -103,6 +108,7 @@ class LaunchSettings:
         _check_range("--worker-index", args.worker_index, 0, 1_000_000)
         warm_k = getattr(args, "warm_start_k", DEFAULT_WARM_START_K)
         _check_range("--warm-start-k", warm_k, 1, 10_000)
+        confirm_top, confirm_seeds, search_deadline = _confirm_args(args, deadline)
         # None: not given; the launch then keeps a resumed study's own (or the default).
         prune_by = DEFAULT_PRUNE_BY if args.prune_by is None else args.prune_by
         if args.sampler not in SAMPLERS or args.pruner not in PRUNERS or prune_by not in PRUNE_BY:
@@ -119,7 +125,12 @@ class LaunchSettings:
             warm_start=getattr(args, "warm_start", None), warm_start_storage=getattr(args, "warm_start_storage", None),
             warm_start_k=warm_k, floor=getattr(args, "floor", False),
             prior=getattr(args, "prior", None), prior_storage=getattr(args, "prior_storage", None),
+            confirm_top=confirm_top, confirm_seeds=confirm_seeds, search_deadline=search_deadline,
         )
+
+    @property
+    def confirm(self) -> ConfirmPlan:
+        return ConfirmPlan(top=self.confirm_top, seeds=self.confirm_seeds)
 
     @property
     def base(self) -> TrainConfig:
@@ -174,6 +185,21 @@ def settings_differences(stored: dict[str, Any], settings: LaunchSettings) -> li
 
 def _show(value: object) -> str:
     return "not given" if value is None else str(value)
+
+
+def _confirm_args(args: argparse.Namespace, deadline: float | None) -> tuple[int, int, float | None]:
+    """--confirm-top, --confirm-seeds, --confirm-share (--no-confirm: top 0) checked, and the
+    time at which search trials stop so the last share of a --timeout is left for repeats."""
+    top = 0 if getattr(args, "no_confirm", False) else getattr(args, "confirm_top", DEFAULT_CONFIRM_TOP)
+    seeds = getattr(args, "confirm_seeds", DEFAULT_CONFIRM_SEEDS)
+    share = getattr(args, "confirm_share", DEFAULT_CONFIRM_SHARE)
+    _check_range("--confirm-top", top, 0, 1000)
+    _check_range("--confirm-seeds", seeds, 1, 100)
+    if not (math.isfinite(share) and 0 <= share < 1):
+        raise UserInputError(f"--confirm-share must be a fraction >= 0 and < 1 of --timeout (got {share})")
+    if deadline is None or top == 0:
+        return top, seeds, deadline
+    return top, seeds, deadline - share * args.timeout
 
 
 def _check_range(flag: str, value: int, low: int, high: int) -> None:

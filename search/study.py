@@ -350,8 +350,11 @@ def sweep_stale_trials(study: optuna.Study) -> None:
 
 
 def finished_trials(study: optuna.Study) -> int:
-    """Finished trials that count toward --n-trials: those trained here (no prior copies)."""
-    return sum(not is_prior(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
+    """Finished (complete or pruned) search trials: what ``--n-trials N`` counts. Repeats of
+    the confirmation phase (user attr ``repeat_of``, search/confirm.py) come on top of N, and
+    prior copies (search/prior.py) were not trained here."""
+    return sum("repeat_of" not in t.user_attrs and not is_prior(t)
+               for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from model.config import TrainConfig
+from search.best import rank_configs, val_size_of
 from search.space import Categorical, FloatRange, IntRange, Param, SearchSpace
 
 __all__ = ["DEFAULT_WARM_START_K", "WarmStart", "enqueue_warm_start", "warm_start_configs"]
@@ -40,10 +41,16 @@ def warm_start_configs(
     A trial's values come from its stored config (all fields, as trained) where it has
     one, else from its params; a field neither holds takes ``base``'s value.
     """
-    complete = [t for t in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.value is not None and math.isfinite(t.value)]
-    maximize = source.direction == optuna.study.StudyDirection.MAXIMIZE
-    complete.sort(key=lambda t: t.value, reverse=maximize)
+    trials = source.get_trials(deepcopy=False)
+    if source.direction == optuna.study.StudyDirection.MAXIMIZE:
+        # The best configurations as search/best.py ranks them (V2 first; a repeated
+        # configuration once, by its mean), each through its first trial's config.
+        by_number = {t.number: t for t in trials}
+        complete = [by_number[s.number] for s in rank_configs(trials, val_size_of(source))]
+    else:
+        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
+                    and math.isfinite(t.value)]
+        complete.sort(key=lambda t: t.value)
     chosen: list[WarmStart] = []
     notices: list[str] = []
     seen: set[tuple[tuple[str, Any], ...]] = set()

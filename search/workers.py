@@ -36,6 +36,7 @@ from model.device import resolve_device
 from model.errors import UserInputError
 from model.memory import PROCESS_OVERHEAD_BYTES, available_memory, data_bytes, format_bytes, trial_peak_bytes
 from search.artifacts import open_artifact_store
+from search.best import val_size_of
 from search.exits import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TRIALS_FAILING, run_reporting
 from search.objective import Objective
 from search.runner import RunSummary, budget_end, describe_trial, prepare_kernels, run_trials, update_bar
@@ -138,10 +139,12 @@ def run_worker(
         pruner=settings.make_pruner(),
     )
     objective = Objective(space=space, base=base, data=data, device=device, artifact_store=store,
-                          deadline=settings.deadline, progress_steps=settings.progress_steps)
-    timeout = None if settings.deadline is None else max(0.0, settings.deadline - time.time())
+                          deadline=settings.deadline, progress_steps=settings.progress_steps,
+                          search_deadline=settings.search_deadline)
+    timeout = None if settings.search_deadline is None else max(0.0, settings.search_deadline - time.time())
     return run_trials(study, objective, settings.n_trials, timeout=timeout, progress=progress, echo=echo,
-                      max_consecutive_failures=MAX_CONSECUTIVE_FAILURES)
+                      max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
+                      confirm=settings.confirm, confirm_deadline=settings.deadline)
 
 
 def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study) -> int:
@@ -175,7 +178,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     shown = {t.number for t in study.get_trials(deepcopy=False, states=_LINE_STATES)}  # an earlier run's
     for index in range(plan.workers):
         start(index)
-    bar = tqdm(total=n_trials, unit="trial", desc=study.study_name, disable=not settings.progress,
+    bar = tqdm(total=n_trials, unit="trial", desc=f"{study.study_name} [search]", disable=not settings.progress,
                dynamic_ncols=True)
     ends = budget_end(settings.deadline)
     interrupted = False
@@ -183,7 +186,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
         while procs:
             time.sleep(POLL_SECONDS)
             _write_new_trials(bar, study, shown)
-            update_bar(bar, study, n_trials, ends)
+            update_bar(bar, study, n_trials, ends, settings.search_deadline)
             for index, proc in list(procs.items()):
                 if proc.exitcode is None:
                     continue
@@ -192,7 +195,9 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
                 code = proc.exitcode
                 codes[index] = code
                 died = code not in _NO_RESTART  # killed or crashed
-                if died and finished_trials(study) < n_trials and restarts[index] < MAX_RESTARTS:
+                # Restarted in the confirmation phase too: one with nothing left to do exits at once.
+                work_left = finished_trials(study) < n_trials or settings.confirm.enabled
+                if died and work_left and restarts[index] < MAX_RESTARTS:
                     restarts[index] += 1
                     bar.write(f"worker {index} exited with code {code}; restarting it "
                               f"({restarts[index]}/{MAX_RESTARTS}); its trial is re-run after the heartbeat grace period")
@@ -205,7 +210,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     finally:
         signal.signal(signal.SIGTERM, previous)
         _write_new_trials(bar, study, shown)
-        update_bar(bar, study, n_trials, ends)
+        update_bar(bar, study, n_trials, ends, settings.search_deadline)
         bar.close()
     for index in sorted(codes):
         if codes[index] != 0 and not interrupted:
@@ -273,10 +278,11 @@ def _quiet(line: str) -> None:
 
 def _write_new_trials(bar: tqdm, study: optuna.Study, shown: set[int]) -> None:
     """One line above the bar for each trial finished since the last poll, in trial order."""
+    val_size = val_size_of(study)
     for trial in study.get_trials(deepcopy=False, states=_LINE_STATES):
         if trial.number not in shown:
             shown.add(trial.number)
-            bar.write(describe_trial(trial))
+            bar.write(describe_trial(trial, val_size))
 
 
 def _parse_count(text: str) -> int:

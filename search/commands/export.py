@@ -4,7 +4,11 @@ One row per trial: number, state, value (validation accuracy), start/end, durati
 seconds, the sampled params (``params_*``), validation accuracy per epoch
 (``val_acc_epoch_N``, from the intermediate values; ``val_acc_pct_N`` after N% of the
 trial's epochs in a study launched with ``--prune-by progress``) and the user attrs (``user_attrs_*``:
-config, per-epoch curves, timings). Lists and dicts stay nested in JSON and are written
+config, per-epoch curves, timings). Columns from search/best.py say what the study concluded:
+``value_se`` (the binomial standard error of ``value`` on the validation split),
+``config_trial`` (the trial whose configuration the row ran: its own number, or the one it
+repeats), ``config_runs``, ``config_mean`` and ``config_se`` (that configuration over its
+complete runs), ``v2`` (the row ran V2's configuration) and ``tied_with_v2``. Lists and dicts stay nested in JSON and are written
 as JSON text in CSV cells, so both files load back without guessing.
 """
 
@@ -22,6 +26,7 @@ import optuna
 import pandas as pd
 
 from model.errors import UserInputError
+from search.best import REPEAT_OF, best_config, binomial_se, val_size_of
 from search.commands._common import HELP_FORMAT, add_storage_arg
 from search.commands._existing import open_existing_study
 from search.commands._paths import check_output_file, safe_name
@@ -83,7 +88,26 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                   if isinstance(dist, optuna.distributions.IntDistribution)}
     for name in int_params:
         df[f"params_{name}"] = df[f"params_{name}"].astype("Int64")
-    return df.rename(columns={"duration": "duration_seconds"})
+    return _add_best_columns(df.rename(columns={"duration": "duration_seconds"}), study)
+
+
+def _add_best_columns(df: pd.DataFrame, study: optuna.Study) -> pd.DataFrame:
+    """The verdict of search/best.py, per row (the same V2 as ``report`` and ``train --study``)."""
+    trials = study.get_trials(deepcopy=False)
+    val_size = val_size_of(study)
+    best = best_config(study, trials)
+    scores = {} if best is None else {s.number: s for s in best.ranking}
+    tied = set() if best is None else {s.number for s in best.tied}
+    origin = {t.number: t.user_attrs.get(REPEAT_OF, t.number) for t in trials}
+    config_trial = df["number"].map(origin)
+    df["value_se"] = df["value"].map(lambda v: binomial_se(v, val_size) if pd.notna(v) else None)
+    df["config_trial"] = config_trial
+    df["config_runs"] = config_trial.map(lambda n: scores[n].n if n in scores else None)
+    df["config_mean"] = config_trial.map(lambda n: scores[n].mean if n in scores else None)
+    df["config_se"] = config_trial.map(lambda n: scores[n].se if n in scores else None)
+    df["v2"] = config_trial.map(lambda n: best is not None and n == best.number)
+    df["tied_with_v2"] = config_trial.map(lambda n: n in tied)
+    return df
 
 
 def write_table(df: pd.DataFrame, fmt: str, f: TextIO) -> None:

@@ -16,13 +16,15 @@ from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg
 from search.commands._existing import MissingStorageError, open_existing_storage, open_existing_study
+from search.best import TIE_Z, best_config
+from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP
 from search.prior import BUILTIN, BUILTIN_STUDY, add_prior, builtin_storage, check_compatible, prior_trials
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY
 from search.runner import format_params, prepare_kernels
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES
 from search.study import (
-    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, best_trial, check_resumable, create_or_resume,
+    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, check_resumable, create_or_resume,
     load_existing_study, make_sampler, open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
 )
 from search.warm_start import DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, warm_start_configs
@@ -71,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "from the start; they never count toward --n-trials nor become V2. 'builtin': the "
                    "prior shipped for the default space")
     g.add_argument("--prior-storage", metavar="URL", default=None, help="storage of the --prior study (default: --storage)")
+    add_confirm_args(p)
     add_data_args(p)
     # Precision (issue 16): every trial, the baseline included, trains in it.
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
@@ -79,6 +82,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="check every input and print the plan; touch no study")
     p.set_defaults(run=run)
+
+
+def add_confirm_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "confirmation phase (repeats of the top configurations, so V2 is chosen from evidence)",
+        "On 5,000 validation images the best trials lie within the split's noise of each other, so "
+        "the launch ends by retraining the K best configurations with R other training seeds, as trials "
+        "of the study (user attrs repeat_of, repeat_seed; never pruned). V2 is then the best mean among "
+        "the configurations with the most runs. Repeats come on top of --n-trials; a resumed launch "
+        "runs only the repeats still missing.")
+    g.add_argument("--confirm-top", metavar="K", type=int, default=DEFAULT_CONFIRM_TOP,
+                   help="configurations to repeat (3: the likeliest V2s; 6 trials with the "
+                   "default seeds, small next to a search)")
+    g.add_argument("--confirm-seeds", metavar="R", type=int, default=DEFAULT_CONFIRM_SEEDS,
+                   help="other training seeds per configuration (2: three runs each, the fewest that "
+                   "give a spread)")
+    g.add_argument("--confirm-share", metavar="F", type=float, default=DEFAULT_CONFIRM_SHARE,
+                   help="with --timeout: the last fraction of the budget kept for the repeats (search "
+                   "trials stop at 1-F of it); without --timeout the repeats follow the N search trials")
+    g.add_argument("--no-confirm", action="store_true", help="no confirmation phase (V2 = the best single trial)")
 
 
 def add_worker_args(p: argparse.ArgumentParser) -> None:
@@ -111,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
               f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
               f"{plan.workers} worker(s) x {plan.threads} thread(s)")
         print("space (" + space.source + "):\n  " + "\n  ".join(space.describe()))
+        print(_confirm_plan(settings, args.confirm_share))
         print(_dry_run_study(settings))
         _load_data(settings)
         print("data: ok; dry run, nothing written")
@@ -142,6 +166,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"finished {summary.ran} trial(s) in {summary.seconds:.0f}s")
     _print_summary(study)
     return 0
+
+
+def _confirm_plan(settings: LaunchSettings, share: float) -> str:
+    plan = settings.confirm
+    if not plan.enabled:
+        return "confirmation phase: off (--no-confirm)"
+    when = ("after the search trials" if settings.search_deadline is None
+            else f"in the last {100 * share:.0f}% of --timeout")
+    return (f"confirmation phase: the top {plan.top} configuration(s) x {plan.seeds} other seed(s), {when}; "
+            "repeats come on top of --n-trials")
 
 
 def _stored_study(settings: LaunchSettings) -> tuple[optuna.storages.BaseStorage, int] | None:
@@ -256,6 +290,11 @@ def _print_summary(study: optuna.Study) -> None:
     print(f"study holds {count[TS.COMPLETE]} complete, {count[TS.PRUNED]} pruned, {count[TS.FAIL]} failed"
           + (f", {count[TS.RUNNING]} running" if count[TS.RUNNING] else "")
           + (f", {count[TS.WAITING]} waiting" if count[TS.WAITING] else ""))
-    best = best_trial(study)
-    if best is not None:
-        print(f"best: trial {best.number}, val acc {100 * best.value:.2f}% | {format_params(best.params)}")
+    best = best_config(study, trials)
+    if best is None:
+        return
+    print(f"best (V2): trial {best.number}, val acc {best.v2.text()} | {format_params(best.v2.params)}")
+    others = [s for s in best.tied if s is not best.v2]
+    if others:
+        print(f"tied with V2 (within {TIE_Z:g} standard errors): "
+              + ", ".join(f"trial {s.number} {s.text()}" for s in others))

@@ -10,6 +10,7 @@ from model.data import MNIST_TEST_IMAGES, MNIST_TRAIN_IMAGES, load_test
 from model.errors import UserInputError
 from model.memory import check_fits, data_bytes
 from model.train import NonFiniteLossError, evaluate, fit
+from search.best import best_config
 from search.commands._common import (
     HELP_FORMAT, add_config_args, add_data_args, add_storage_arg, config_from_args, load_data, setup_hardware,
 )
@@ -36,8 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="starting configuration: template = the lab's handout, v1 = the usual "
                    "hand-tuned answer (default: v1)")
     p.add_argument("--study", default=None,
-                   help="with --trial: start from that stored trial's recorded config instead of a preset")
-    p.add_argument("--trial", type=int, default=None, help="number of the trial of --study to retrain")
+                   help="start from a stored trial's recorded config instead of a preset: --trial N, "
+                   "else the study's V2 (the best mean over repeats, as `report` picks it)")
+    p.add_argument("--trial", type=int, default=None,
+                   help="number of the trial of --study to retrain (any trial, repeats included)")
     add_storage_arg(p)
     add_config_args(p)
     add_data_args(p)
@@ -84,14 +87,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def stored_trial_config(args: argparse.Namespace) -> TrainConfig | None:
-    """The config recorded by ``--trial N`` of ``--study S`` (None without them)."""
+    """The config recorded by ``--trial N`` of ``--study S``, or with ``--study S`` alone
+    V2's (search/best.py); None without them."""
     if args.study is None and args.trial is None:
         return None
-    if args.study is None or args.trial is None:
-        raise UserInputError("--study and --trial go together: --study NAME --trial NUMBER")
+    if args.study is None:
+        raise UserInputError("--trial needs --study: --study NAME [--trial NUMBER]")
     if args.preset is not None:
         raise UserInputError("--preset and --study/--trial both choose the starting config; pass one")
     study = open_existing_study(args.storage, args.study)
+    if args.trial is None:
+        best = best_config(study)
+        if best is None or not isinstance(best.v2.config, dict):
+            raise UserInputError(f"study {args.study!r} has no complete trial yet; pass --trial NUMBER "
+                                 "or run `lstm-search launch` first")
+        print(f"V2 of study {args.study!r}: trial {best.number}, val acc {best.v2.text()}")
+        return TrainConfig.from_dict(best.v2.config)
     numbers = [t.number for t in study.get_trials(deepcopy=False)]
     if args.trial not in numbers:
         have = f"trials 0-{max(numbers)}" if numbers else "no trials"

@@ -22,6 +22,7 @@ import torch
 from model.classifier import build_model
 from model.config import TrainConfig
 from model.data import MnistSplits
+from search.best import best_config
 from search.runner import run_trials
 from search.objective import Objective
 from search.report.retrain import FinalData, run_final
@@ -72,8 +73,10 @@ def tune_cell(
     objective = Objective(cell_space, base.with_overrides(cell=cell), data, torch.device(device),
                           progress_steps=reports_progress(study))
     run_trials(study, objective, trials, progress=False, echo=log)
-    best = study.best_trial  # ValueError when no trial completed: the caller words it
-    return TrainConfig.from_dict(best.user_attrs["config"]), float(best.value)
+    best = best_config(study)  # search/best.py, as for V2
+    if best is None:
+        raise ValueError(f"no trial of {study.study_name!r} completed")  # the caller words it
+    return TrainConfig.from_dict(best.v2.config or {}), float(best.mean)
 
 
 def tuning_study(storage: optuna.storages.BaseStorage, name: str, cell: str, space: SearchSpace,

@@ -16,6 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from model.config import PRESETS, TrainConfig
 from model.errors import ConfigError, UserInputError
+from search.best import Best
+from search.best import best_config as best_of
 
 __all__ = [
     "BASELINE_CHOICES",
@@ -56,6 +58,7 @@ class StudySummary(NamedTuple):
     space: str
     subset: int | None  # training images per trial, None = all but the validation set
     val_size: int | None
+    best: Best | None = None  # V2 and the configurations tied with it (search/best.py)
 
 
 def collect_trials(study: optuna.Study) -> list[TrialRow]:
@@ -71,8 +74,7 @@ def summarize(study: optuna.Study, rows: list[TrialRow]) -> StudySummary:
         first = min(t.datetime_start for t in finished)
         last = max(t.datetime_complete for t in finished)
         wall = (last - first).total_seconds()
-    complete = [r for r in rows if r.state == "COMPLETE" and r.value is not None]
-    best = max(complete, key=lambda r: r.value) if complete else None
+    best = best_of(study, trials)
     attrs = study.user_attrs
     return StudySummary(
         name=study.study_name,
@@ -84,24 +86,25 @@ def summarize(study: optuna.Study, rows: list[TrialRow]) -> StudySummary:
         total_seconds=sum(r.seconds or 0.0 for r in rows),
         wall_seconds=wall,
         best_number=None if best is None else best.number,
-        best_value=None if best is None else best.value,
+        best_value=None if best is None else best.mean,
         sampler=str(attrs.get("sampler", type(study.sampler).__name__)),
         pruner=str(attrs.get("pruner", type(study.pruner).__name__)),
         space=str(attrs.get("space", "unknown")),
         subset=attrs.get("subset"),
         val_size=attrs.get("val_size"),
+        best=best,
     )
 
 
 def best_config(study: optuna.Study) -> tuple[TrainConfig, int]:
-    """V2: the best complete trial's full config (its user attr ``config``) and number."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    if not complete:
+    """V2 (search/best.py: the best mean among the configurations with the most runs): its
+    first trial's full config (user attr ``config``) and that trial's number."""
+    best = best_of(study)
+    if best is None:
         raise UserInputError(
             f"study {study.study_name!r} has no complete trial yet; run `lstm-search launch` first"
         )
-    best = study.best_trial
-    config = best.user_attrs.get("config")
+    config = best.v2.config
     if not isinstance(config, dict):
         raise UserInputError(f"trial {best.number} of study {study.study_name!r} has no recorded config")
     return TrainConfig.from_dict(config), best.number

@@ -19,6 +19,7 @@ import optuna  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from model.data import MNIST_MEAN, MNIST_STD  # noqa: E402
+from search.best import best_config  # noqa: E402
 from search.pruning import reports_progress  # noqa: E402
 from search.report.retrain import FinalRun  # noqa: E402
 from search.report.tables import CellResult  # noqa: E402
@@ -275,10 +276,8 @@ def cells_steps_figure(results: list[CellResult], path: Path) -> Path:
 
 
 def _best_number(study: optuna.Study) -> int | None:
-    try:
-        return study.best_trial.number
-    except ValueError:  # no complete trial
-        return None
+    best = best_config(study)  # V2 (search/best.py), None before any complete trial
+    return None if best is None else best.number
 
 
 def _save(fig: Figure, path: Path, tight: bool = True) -> Path:

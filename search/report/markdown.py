@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from model.config import TrainConfig
 from search.report import narrative, reproduce, tables
+from search.report.confidence import confidence_lines
 from search.report.collect import StudySummary
 from search.report.importance import Importance
 from search.report.retrain import FULL_TRAIN, FinalRun
@@ -59,11 +60,13 @@ def render(c: ReportContent) -> str:
 
 def _hyperparameters(c: ReportContent) -> list[str]:
     v2_seeds = ", ".join(str(r.config["seed"]) for r in c.v2_runs)
+    best = c.summary.best
+    score = best.v2.text() if best is not None else f"{100 * (c.summary.best_value or 0):.2f}%"
     return [
         "## 1. Hyperparameters: V1 vs V2", "",
-        f"V1 is {c.v1_source}; V2 is the best trial of the study (trial {c.v2_trial}, validation "
-        f"accuracy {100 * (c.summary.best_value or 0):.2f}%). The lab's five rows are always shown; "
-        "any other setting appears when V1 and V2 differ in it.", "",
+        f"V1 is {c.v1_source}; V2 is the study's best configuration (trial {c.v2_trial}, validation "
+        f"accuracy {score}; how it is chosen and how sure that is: below). The lab's five rows are "
+        "always shown; any other setting appears when V1 and V2 differ in it.", "",
         tables.to_markdown(tables.hyperparameter_table(c.v1, c.v2)), "",
         "To reproduce a final run exactly (every setting spelled out; `--val-size 0` trains on all "
         "the training images, in the order the report's run used):", "",
@@ -80,7 +83,7 @@ def _hyperparameters(c: ReportContent) -> list[str]:
         "", "```sh",
         reproduce.trial_command(c.summary.name, c.v2_trial, c.storage_url),
         "```", "",
-    ]
+    ] + ([] if best is None else confidence_lines(best, c.summary.name, c.storage_url, c.subset))
 
 
 def _final(c: ReportContent) -> list[str]:

@@ -130,14 +130,17 @@ def forced_gates_table(forced: dict[str, float]) -> pd.DataFrame:
 
 
 def summary_table(s: StudySummary) -> pd.DataFrame:
-    best = "none complete" if s.best_value is None else f"{100 * s.best_value:.2f}% (trial {s.best_number})"
+    if s.best is not None:
+        best = f"{s.best.v2.text()} (trial {s.best.number}; ± one standard error)"
+    else:
+        best = "none complete" if s.best_value is None else f"{100 * s.best_value:.2f}% (trial {s.best_number})"
     images = "all but the validation set" if s.subset is None else f"{s.subset:,} (--subset)"
     rows = [
         ("trials", f"{s.n_trials}"),
         ("complete / pruned / failed", f"{s.complete} / {s.pruned} / {s.failed}"),
         ("total trial time", _duration(s.total_seconds)),
         ("wall time (first start to last finish)", _duration(s.wall_seconds)),
-        ("best validation accuracy", best),
+        ("best validation accuracy (V2)", best),
         ("sampler", s.sampler),
         ("pruner", s.pruner),
         ("search space", s.space),

@@ -57,12 +57,15 @@ def slow_space(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def launch_args(study: str, n_trials: int, storage: str, space: Path, root: Path, *extra: str) -> list[str]:
-    """``launch`` arguments for a tiny study (50 validation images, no pruning)."""
+def launch_args(study: str, n_trials: int, storage: str, space: Path, root: Path, *extra: str,
+                confirm: bool = False) -> list[str]:
+    """``launch`` arguments for a tiny study (50 validation images, no pruning; no
+    confirmation phase unless ``confirm``: tests/search/test_confirm.py tests that phase, the
+    others the search and would only wait for its repeats)."""
     return [
         "launch", "--study", study, "--n-trials", str(n_trials), "--storage", storage,
         "--space", str(space), "--data-root", str(root), "--val-size", "50", "--pruner", "none",
-        "--no-progress", *extra,
+        "--no-progress", *([] if confirm else ["--no-confirm"]), *extra,
     ]
 
 

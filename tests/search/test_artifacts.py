@@ -180,7 +180,7 @@ def test_launch_puts_best_checkpoints_beside_the_database(
     (tmp_path / "runs").mkdir()
     rc = main(["launch", "--study", "ckpt", "--storage", url, "--space", "quick", "--n-trials", "2",
                "--subset", "200", "--val-size", "100", "--threads", "1", "--no-progress", "--pruner", "none",
-               "--data-root", str(fake_mnist)])
+               "--data-root", str(fake_mnist), "--no-confirm"])
     assert rc == 0, capsys.readouterr().err
     study = optuna.load_study(study_name="ckpt", storage=url)
     store = open_artifact_store(url)

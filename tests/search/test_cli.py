@@ -39,7 +39,7 @@ def launch_args(tmp_path: Path, fake_mnist: Path) -> list[str]:
     return [
         "launch", "--study", "smoke", "--storage", f"sqlite:///{tmp_path / 'studies.db'}",
         "--space", str(space), "--data-root", str(fake_mnist), "--val-size", "100",
-        "--subset", "200", "--no-progress", "--threads", "1", "--workers", "1",
+        "--subset", "200", "--no-progress", "--threads", "1", "--workers", "1", "--no-confirm",
     ]
 
 

@@ -142,7 +142,7 @@ def test_compare_cells_tunes_each_cell_on_the_same_budget(tiny_mnist: Path, tmp_
     (["report", "--study", "hand", "--subset", "0"], "--subset must be"),
     (["report", "--study", "hand", "--seeds", "0"], "--seeds must be between 1 and 100"),
     (["report", "--study", "hand", "--seeds", "1000000000"], "--seeds must be between 1 and 100"),
-    (["train", "--study", "hand"], "--study and --trial go together"),
+    (["train", "--trial", "3"], "--trial needs --study"),
     (["train", "--study", "hand", "--trial", "99"], "has no trial 99"),
     (["train", "--study", "hand", "--trial", "11"], "recorded no config"),
     (["compare-cells", "--cells", "lstm,tcn"], "--cells must list"),

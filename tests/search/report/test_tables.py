@@ -65,7 +65,7 @@ def test_summary_counts_and_best(hand_study: optuna.Study) -> None:
     assert (s.best_number, s.best_value) == (4, 0.98)
     table = dict(summary_table(s).values.tolist())
     assert table["complete / pruned / failed"] == "9 / 2 / 1"
-    assert table["best validation accuracy"] == "98.00% (trial 4)"
+    assert table["best validation accuracy (V2)"] == "98.00 ± 0.20% (trial 4; ± one standard error)"
     assert (table["sampler"], table["pruner"], table["training images per trial"]) == (
         "tpe", "hyperband", "10,000 (--subset)")
 

@@ -1,0 +1,124 @@
+"""The confirmation phase: repeats of the top configurations, as trials of the same study.
+
+On 5,000 validation images the best few trials of a search lie within the split's noise of
+each other, so the single best value is partly luck (and overstates its test accuracy).
+A launch therefore ends by retraining the top ``top`` configurations with ``seeds`` other
+training seeds each. A repeat is an ordinary trial, enqueued with the original's
+parameters and user attrs ``repeat_of`` (the original's number) and ``repeat_seed``; the
+objective trains the original's stored config with that seed and never prunes it (a
+confirmation runs its full epochs; only the time budget stops it). search/best.py then
+ranks configurations by their mean over the runs.
+
+Resume-safe and shared by all workers: each process that reaches the phase reads the study
+and enqueues only the (trial, seed) pairs that neither ran nor wait nor run; a killed or
+interrupted repeat is queued again. Two processes that enqueue the same pair at the same
+moment leave two copies; the later one is not trained (``duplicate_of``).
+Repeats do not count toward ``--n-trials`` (N counts search trials); they come on top.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from model.config import MAX_SEED
+from search.best import REPEAT_OF, REPEAT_SEED, is_repeat
+
+__all__ = [
+    "DEFAULT_CONFIRM_SEEDS", "DEFAULT_CONFIRM_SHARE", "DEFAULT_CONFIRM_TOP", "ConfirmPlan", "candidates",
+    "duplicate_of", "enqueue_repeats", "phase_counts", "repeat_seeds", "running_repeats", "waiting_repeats",
+]
+
+# 3 configurations x 2 more seeds: 6 trials, about a fifth of a 2-hour, 2-worker run of the
+# default space, and 3 runs per configuration give a spread to set against the split's error.
+DEFAULT_CONFIRM_TOP = 3
+DEFAULT_CONFIRM_SEEDS = 2
+DEFAULT_CONFIRM_SHARE = 0.2  # of a --timeout, kept for the phase
+_ALIVE = (TrialState.WAITING, TrialState.RUNNING)
+
+
+@dataclass(frozen=True)
+class ConfirmPlan:
+    top: int = DEFAULT_CONFIRM_TOP  # configurations to repeat (0: no phase)
+    seeds: int = DEFAULT_CONFIRM_SEEDS  # other training seeds per configuration
+
+    @property
+    def enabled(self) -> bool:
+        return self.top > 0 and self.seeds > 0
+
+
+def candidates(trials: Sequence[FrozenTrial], top: int) -> list[FrozenTrial]:
+    """The ``top`` best search trials by their own value (repeats and the V1 baseline left
+    out): the configurations worth confirming."""
+    pool = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
+            and math.isfinite(t.value) and not is_repeat(t) and not t.user_attrs.get("baseline")
+            and isinstance(t.user_attrs.get("config"), dict)]
+    pool.sort(key=lambda t: (-t.value, t.number))
+    return pool[:top]
+
+
+def repeat_seeds(trial: FrozenTrial, seeds: int) -> list[int]:
+    """The training seeds of ``trial``'s repeats: its own seed + 1, + 2, ... (as the
+    report's final runs count seeds)."""
+    own = int(trial.user_attrs["config"].get("seed", 0))
+    return [(own + j) % (MAX_SEED + 1) for j in range(1, seeds + 1)]
+
+
+def enqueue_repeats(study: optuna.Study, plan: ConfirmPlan, trials: Sequence[FrozenTrial] | None = None) -> int:
+    """Enqueue the repeats of the top configurations that are not done, waiting or running.
+
+    Returns how many were enqueued. Done: complete, or pruned for any reason but the time
+    budget (a diverging seed would diverge again); a failed or budget-cut repeat is queued again.
+    """
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    covered = {_key(t) for t in trials if is_repeat(t) and (t.state in _ALIVE or _done(t))}
+    queued = 0
+    for original in candidates(trials, plan.top):
+        for seed in repeat_seeds(original, plan.seeds):
+            if (original.number, seed) in covered:
+                continue
+            study.enqueue_trial(dict(original.params), user_attrs={REPEAT_OF: original.number, REPEAT_SEED: seed})
+            queued += 1
+    return queued
+
+
+def duplicate_of(trials: Sequence[FrozenTrial], trial_number: int, key: tuple[int, int]) -> int | None:
+    """A lower-numbered copy of the repeat ``key`` that waits, runs or is done (two workers
+    enqueued it at once): that copy counts, this one is not trained."""
+    for t in trials:
+        if t.number < trial_number and is_repeat(t) and _key(t) == key and (t.state in _ALIVE or _done(t)):
+            return t.number
+    return None
+
+
+def phase_counts(trials: Sequence[FrozenTrial]) -> tuple[int, int] | None:
+    """(repeats done, repeats planned) once the study holds any repeat, else None: the
+    progress bar's count in the confirmation phase."""
+    keys = {_key(t) for t in trials if is_repeat(t)}
+    if not keys:
+        return None
+    done = {_key(t) for t in trials if is_repeat(t) and _done(t)}
+    return len(done), len(keys)
+
+
+def waiting_repeats(trials: Sequence[FrozenTrial]) -> int:
+    return sum(t.state == TrialState.WAITING and is_repeat(t) for t in trials)
+
+
+def running_repeats(trials: Sequence[FrozenTrial]) -> int:
+    return sum(t.state == TrialState.RUNNING and is_repeat(t) for t in trials)
+
+
+def _key(t: FrozenTrial) -> tuple[int, int]:
+    return int(t.user_attrs[REPEAT_OF]), int(t.user_attrs.get(REPEAT_SEED, -1))
+
+
+def _done(t: FrozenTrial) -> bool:
+    if t.state == TrialState.COMPLETE:
+        return True
+    reason = str(t.user_attrs.get("fail_reason", ""))
+    return t.state == TrialState.PRUNED and not reason.startswith("time budget")
