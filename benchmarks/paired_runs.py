@@ -5,7 +5,7 @@ with one worker on one thread (`--workers 1 --threads 1`), so both arms share th
 equally and see the same load at the same time:
 
     default: lstm-search launch --timeout BUDGET ...
-    sweep:   lstm-search launch --timeout BUDGET ... --sampler random --pruner none
+    sweep:   lstm-search launch --timeout BUDGET ... --sampler random --pruner none --no-confirm
 
 Both get the same `--seed` (the pair's), `--subset` and `--val-size`, hence the same
 training/validation split. When both budgets are spent, the configuration each arm
@@ -48,14 +48,15 @@ from benchmarks.paired_csv import STRATEGIES, append_row, read_rows, row_key
 from model.data import MNIST_TRAIN_IMAGES
 from model.device import resolve_device
 from model.errors import UserInputError
+from search.best import best_config as best_of
 from search.report.collect import best_config
-from search.report.retrain import final_run, load_final_data
+from search.report.retrain import cache_key, cached_run, load_final_data, run_final, store_run
 
 CSV = ROOT / "benchmarks" / "data" / "paired_runs.csv"
 STUDIES = ROOT / "benchmarks" / "data" / "paired"
 # What makes an arm a sweep; the default arm passes no sampler or pruner at all, so it
 # measures whatever `launch` does with no options.
-ARM_OPTIONS = {"default": [], "sweep": ["--sampler", "random", "--pruner", "none"]}
+ARM_OPTIONS = {"default": [], "sweep": ["--sampler", "random", "--pruner", "none", "--no-confirm"]}  # a plain loop: no repeats
 N_TRIALS = 1_000_000  # the budget ends a launch, never a trial count
 POLL_S = 5.0
 
@@ -171,14 +172,20 @@ def score(arm: Arm, folder: Path, train_images: int, data_root: str | None, devi
         raise SystemExit(f"paired_runs.py: {arm.name}: {exc} (raise --budget-min)") from None
     cfg = cfg.with_overrides(seed=arm.pair)
     subset = None if train_images >= MNIST_TRAIN_IMAGES else train_images
-    run, trained = final_run(study, cfg, lambda seed: load_final_data(data_root, subset, seed=seed),
-                             subset=subset, device=device)
+    key = cache_key(cfg, subset)
+    run = cached_run(study, key)
+    trained = run is None
+    if run is None:  # the report's own final run, cached in the study the same way
+        run = run_final(cfg, load_final_data(data_root, subset, seed=cfg.seed), device=device, log=print)
+        store_run(study, key, run)
+    best = best_of(study)
+    val = 100 * best.v2.mean if best is not None else float("nan")
     state = read_state(arm, folder)
-    print(f"{arm.name}: V2 = trial {number}, val {100 * study.best_value:.2f}%, test {100 * run.test_acc:.2f}%"
+    print(f"{arm.name}: V2 = trial {number}, val {val:.2f}%, test {100 * run.test_acc:.2f}%"
           + (f" (trained now, {run.seconds / 60:.1f} min)" if trained else " (cached)"))
     return {
         "pair": arm.pair, "strategy": arm.strategy, "budget_min": f"{arm.budget_min:g}", "train_images": train_images,
-        "config": json.dumps(cfg.to_dict(), sort_keys=True), "val_acc": f"{100 * study.best_value:.2f}",
+        "config": json.dumps(cfg.to_dict(), sort_keys=True), "val_acc": f"{val:.2f}",
         "test_acc": f"{100 * run.test_acc:.2f}", "started": state["started"], "ended": state["ended"],
         "cpu": cpu_model(), "load_avg": f"{state['load_sum'] / max(1, state['load_n']):.2f}",
     }
