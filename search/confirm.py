@@ -30,7 +30,7 @@ from search.best import REPEAT_OF, REPEAT_SEED, is_repeat
 
 __all__ = [
     "DEFAULT_CONFIRM_SEEDS", "DEFAULT_CONFIRM_SHARE", "DEFAULT_CONFIRM_TOP", "ConfirmPlan", "candidates",
-    "duplicate_of", "enqueue_repeats", "phase_counts", "repeat_seeds", "running_repeats", "waiting_repeats",
+    "duplicate_of", "enqueue_repeats", "phase_counts", "repeat_seeds", "run_seconds", "running_repeats", "waiting_repeats",
 ]
 
 # 3 configurations x 2 more seeds: 6 trials, about a fifth of a 2-hour, 2-worker run of the
@@ -68,22 +68,35 @@ def repeat_seeds(trial: FrozenTrial, seeds: int) -> list[int]:
     return [(own + j) % (MAX_SEED + 1) for j in range(1, seeds + 1)]
 
 
-def enqueue_repeats(study: optuna.Study, plan: ConfirmPlan, trials: Sequence[FrozenTrial] | None = None) -> int:
+def enqueue_repeats(study: optuna.Study, plan: ConfirmPlan, trials: Sequence[FrozenTrial] | None = None,
+                    seconds_left: float | None = None) -> int:
     """Enqueue the repeats of the top configurations that are not done, waiting or running.
 
     Returns how many were enqueued. Done: complete, or pruned for any reason but the time
     budget (a diverging seed would diverge again); a failed or budget-cut repeat is queued again.
+    With ``seconds_left`` (the time budget's rest), a configuration whose own run took longer
+    is not repeated: a repeat cut by the budget adds no run, only spends the workers' time.
     """
     trials = study.get_trials(deepcopy=False) if trials is None else trials
     covered = {_key(t) for t in trials if is_repeat(t) and (t.state in _ALIVE or _done(t))}
     queued = 0
     for original in candidates(trials, plan.top):
+        if seconds_left is not None and run_seconds(original) > seconds_left:
+            continue
         for seed in repeat_seeds(original, plan.seeds):
             if (original.number, seed) in covered:
                 continue
             study.enqueue_trial(dict(original.params), user_attrs={REPEAT_OF: original.number, REPEAT_SEED: seed})
             queued += 1
     return queued
+
+
+def run_seconds(trial: FrozenTrial) -> float:
+    """How long ``trial`` trained (its recorded time, else the sum of its epochs' times)."""
+    seconds = trial.user_attrs.get("trial_seconds")
+    if isinstance(seconds, (int, float)) and math.isfinite(seconds):
+        return float(seconds)
+    return float(sum(trial.user_attrs.get("epoch_seconds", [])))
 
 
 def duplicate_of(trials: Sequence[FrozenTrial], trial_number: int, key: tuple[int, int]) -> int | None:

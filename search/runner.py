@@ -183,7 +183,8 @@ def _confirm(
             interrupt.raise_if_pressed()
             sweep_stale_trials(study)  # a killed worker's repeat: failed and queued again
             trials = study.get_trials(deepcopy=False)
-            if enqueue_repeats(study, plan, trials):
+            left = None if deadline is None else deadline - time.time()
+            if enqueue_repeats(study, plan, trials, seconds_left=left):
                 trials = study.get_trials(deepcopy=False)
             if waiting_repeats(trials):
                 remaining = None if deadline is None else max(0.0, deadline - time.time())

@@ -169,3 +169,17 @@ def test_bad_confirmation_flags_are_one_line_and_write_nothing(
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     expect_one_line_error(capsys, launch_args("b", 2, storage, tiny_space, fake_root, *flags, confirm=True), needle)
     assert not (tmp_path / "studies.db").exists()
+
+
+def test_only_configurations_that_fit_the_budget_left_are_repeated() -> None:
+    study = optuna.create_study(direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    for value, seconds in ((0.99, 50.0), (0.98, 10.0), (0.97, 10.0)):  # the best took longest
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": 1e-3}, distributions=dist, value=value,
+            user_attrs={"config": TrainConfig(seed=0).to_dict(), "trial_seconds": seconds}))
+    assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2), seconds_left=30.0) == 4
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert sorted({t.user_attrs[REPEAT_OF] for t in waiting}) == [1, 2]  # not the 50 s one
+    # without a budget every top configuration is repeated
+    assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2)) == 2
