@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 
 from model.errors import UserInputError
+from search.redact import redact_text
 from search.runner import TrialsKeepFailing
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "run_reporting"]
@@ -39,7 +40,8 @@ def run_reporting(label: str, body: Callable[[], int | None], interrupt_hint: st
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except UserInputError as exc:
-        print(f"{PROG} {label}: error: {exc}", file=sys.stderr)
+        # Last line of defence: a driver's message may quote a URL with its password.
+        print(f"{PROG} {label}: error: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrialsKeepFailing as exc:
         print(f"{PROG} {label}: error: {exc}", file=sys.stderr)

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from model.config import TrainConfig
 from search.space import Categorical, FloatRange, IntRange, Param, SearchSpace
 
-__all__ = ["DEFAULT_WARM_START_K", "WarmStart", "enqueue_warm_start", "warm_start_configs"]
+__all__ = ["DEFAULT_WARM_START_K", "WarmStart", "enqueue_warm_start", "trials_missing", "warm_start_configs"]
 
 DEFAULT_WARM_START_K = 5
 WARM_START_ATTR = "warm_start"  # trial user attr: "STUDY#NUMBER" it was copied from
@@ -63,12 +63,29 @@ def warm_start_configs(
     return chosen, notices
 
 
-def enqueue_warm_start(study: optuna.Study, starts: list[WarmStart]) -> int:
-    """Enqueue the configurations (each once: a resume with the same flag adds nothing)."""
-    before = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+def enqueue_warm_start(study: optuna.Study, starts: list[WarmStart], limit: int | None = None) -> int:
+    """Enqueue the configurations, best first (each once: a resume with the same flag adds
+    nothing), at most ``limit`` of them: a launch to N trials runs no more than the trials
+    it still misses, so a warm start never makes it run past --n-trials."""
+    queued = 0
     for start in starts:
+        if limit is not None and queued >= limit:
+            break
+        before = _waiting(study)
         study.enqueue_trial(start.params, user_attrs={WARM_START_ATTR: start.origin}, skip_if_exists=True)
-    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) - before
+        queued += _waiting(study) - before
+    return queued
+
+
+def trials_missing(study: optuna.Study, n_trials: int) -> int:
+    """Trials a launch to ``n_trials`` may still start: N less those finished, running or
+    already queued (the V1 baseline of a new study among them)."""
+    alive = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    return max(0, n_trials - len(study.get_trials(deepcopy=False, states=alive)))
+
+
+def _waiting(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def _fit(trial: FrozenTrial, space: SearchSpace, base: TrainConfig, origin: str,

@@ -18,8 +18,9 @@ from optuna.storages import BaseStorage
 
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, artifact_dir_for, open_artifact_store
-from search.commands._common import HELP_FORMAT, add_storage_arg
+from search.commands._common import HELP_FORMAT, add_storage_arg, study_name_arg
 from search.commands._existing import open_existing_storage
+from search.redact import redact_url
 from search.study import load_existing_study
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
@@ -34,7 +35,7 @@ class _ThreadedServer(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib's name)
+    def log_message(self, format: str, *args: object) -> None:
         pass  # one line per API poll (every few seconds per open tab) would bury the useful output
 
 
@@ -58,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 exposes the dashboard (no login) to the network")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free port)")
-    p.add_argument("--study", default=None, help="check this study exists and print its page's address")
+    p.add_argument("--study", type=study_name_arg(), default=None, help="check this study exists and print its page's address")
     p.set_defaults(run=run)
 
 
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if study is not None:
         url += f"studies/{study._study_id}"
     # Flushed at once: scripts and tests read the address (with the real port) from this line.
-    print(f"optuna-dashboard at {url} (storage {args.storage}, artifacts "
+    print(f"optuna-dashboard at {url} (storage {redact_url(args.storage)}, artifacts "
           f"{artifact_dir_for(args.storage, args.artifacts)}); Ctrl-C stops", flush=True)
     try:
         server.serve_forever()

@@ -22,7 +22,7 @@ import optuna
 import pandas as pd
 
 from model.errors import UserInputError
-from search.commands._common import HELP_FORMAT, add_storage_arg
+from search.commands._common import HELP_FORMAT, add_storage_arg, study_name_arg
 from search.commands._existing import open_existing_study
 from search.commands._paths import check_output_file, safe_name
 from search.pruning import reports_progress
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write one row per trial (params, accuracy per epoch, user attrs) for "
         "analysis elsewhere.", formatter_class=HELP_FORMAT,
     )
-    p.add_argument("--study", required=True, help="study name")
+    p.add_argument("--study", type=study_name_arg(), required=True, help="study name")
     add_storage_arg(p)
     p.add_argument("--format", choices=FORMATS, default="csv", help="file format")
     p.add_argument("--out", default=None,

@@ -13,17 +13,43 @@ from model.data import MnistSplits, load_splits
 from model.device import resolve_device
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, open_artifact_store
-from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg
-from search.commands._existing import MissingStorageError, open_existing_storage, open_existing_study
+from search.commands._common import (
+    HELP_FORMAT,
+    add_data_args,
+    add_storage_arg,
+    study_name_arg,
+)
+from search.commands._existing import (
+    MissingStorageError,
+    open_existing_storage,
+    open_existing_study,
+)
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY
+from search.redact import redact_url
 from search.runner import format_params
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES
 from search.study import (
-    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, best_trial, check_resumable, create_or_resume,
-    load_existing_study, make_sampler, open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
+    DEFAULT_SAMPLER,
+    PRUNERS,
+    SAMPLERS,
+    best_trial,
+    check_resumable,
+    create_or_resume,
+    load_existing_study,
+    make_sampler,
+    open_storage,
+    requeue_lost_baseline,
+    storage_errors,
+    sweep_stale_trials,
 )
-from search.warm_start import DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, warm_start_configs
+from search.warm_start import (
+    DEFAULT_WARM_START_K,
+    WarmStart,
+    enqueue_warm_start,
+    trials_missing,
+    warm_start_configs,
+)
 from search.workers import plan_workers, run_worker, run_workers
 
 __all__ = ["open_study", "register", "run"]
@@ -36,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "resume it, and run trials until it holds N finished (complete or pruned) trials.",
         formatter_class=HELP_FORMAT,
     )
-    p.add_argument("--study", required=True, help="study name; an existing name resumes that study")
+    p.add_argument("--study", type=study_name_arg(), required=True, help="study name; an existing name resumes that study")
     p.add_argument("--n-trials", type=int, required=True,
                    help="stop when the study holds this many finished trials in total")
     p.add_argument("--timeout", type=float, default=None, help="time budget in seconds: no trial starts after it, and trials still training stop "
@@ -54,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and every trial's init")
     add_worker_args(p)
     g = p.add_argument_group("warm start (begin with the best configurations of an earlier study)")
-    g.add_argument("--warm-start", metavar="STUDY", default=None,
+    g.add_argument("--warm-start", metavar="STUDY", type=study_name_arg("--warm-start"), default=None,
                    help="enqueue the best complete configurations of STUDY, fitted to this space")
     g.add_argument("--warm-start-storage", metavar="URL", default=None,
                    help="storage of the --warm-start study (default: --storage)")
@@ -95,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_workers(settings.workers, settings.threads, space, base, settings.n_images, device)
     starts = _read_warm_start(settings)  # reads only: a bad source study writes nothing
     if args.dry_run:
-        print(f"study {settings.study!r} in {settings.storage}: {settings.n_trials} trials, sampler "
+        print(f"study {settings.study!r} in {redact_url(settings.storage)}: {settings.n_trials} trials, sampler "
               f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
               f"{plan.workers} worker(s) x {plan.threads} thread(s)")
         print("space (" + space.source + "):\n  " + "\n  ".join(space.describe()))
@@ -108,10 +134,14 @@ def run(args: argparse.Namespace) -> int:
     with storage_errors(settings.storage):
         study, created = open_study(settings, pruner)
         if starts:
-            queued = enqueue_warm_start(study, starts)
+            room = trials_missing(study, settings.n_trials)
+            queued = enqueue_warm_start(study, starts, limit=room)
+            left = len(starts) - queued
+            why = (f" ({left} not queued: already in this study, or past the {room} trial(s) still missing "
+                   f"to reach --n-trials {settings.n_trials})")
             print(f"warm start: queued {queued} configuration(s) of study {settings.warm_start!r}"
-                  + (f" ({len(starts) - queued} already in this study)" if queued < len(starts) else ""))
-    print(("created" if created else "resuming") + f" study {settings.study!r} in {settings.storage} "
+                  + (why if left else ""))
+    print(("created" if created else "resuming") + f" study {settings.study!r} in {redact_url(settings.storage)} "
           f"({len(data.train_y)} train / {len(data.val_y)} validation images, device {device}"
           + (f", {plan.workers} workers x {plan.threads} thread(s))" if plan.workers > 1 else ")"))
     if plan.workers > 1:

@@ -11,7 +11,15 @@ from model.errors import UserInputError
 from model.memory import check_fits, data_bytes
 from model.train import NonFiniteLossError, evaluate, fit
 from search.commands._common import (
-    HELP_FORMAT, add_config_args, add_data_args, add_storage_arg, config_from_args, load_data, setup_hardware,
+    HELP_FORMAT,
+    add_config_args,
+    add_data_args,
+    add_storage_arg,
+    check_data_flags,
+    config_from_args,
+    load_data,
+    setup_hardware,
+    study_name_arg,
 )
 from search.commands._existing import open_existing_study
 from search.commands._paths import check_output_file
@@ -34,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="starting configuration: template = the lab's handout, v1 = the usual "
                    "hand-tuned answer (default: v1)")
-    p.add_argument("--study", default=None,
+    p.add_argument("--study", type=study_name_arg(), default=None,
                    help="with --trial: start from that stored trial's recorded config instead of a preset")
     p.add_argument("--trial", type=int, default=None, help="number of the trial of --study to retrain")
     add_storage_arg(p)
@@ -48,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_data_flags(args)  # --val-size 0 is allowed here: the epochs then go unscored
     if args.checkpoint:  # before the run, not after it: a bad path would waste the training
         check_output_file(args.checkpoint, "--checkpoint")
     cfg = config_from_args(args, base=stored_trial_config(args))
