@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
+import sys
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -47,6 +49,14 @@ def make_dashboard_server(
     return make_server(host, port, app, server_class=_ThreadedServer, handler_class=_QuietHandler)
 
 
+def _is_loopback(address: str) -> bool:
+    """Whether the bound address is reachable from this machine only."""
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "dashboard", help="browse studies, trials and artifacts in optuna-dashboard",
@@ -75,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
         hint = " (already in use; pick another --port)" if exc.errno == errno.EADDRINUSE else ""
         raise UserInputError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}{hint}") from None
     host, port = server.server_address[:2]
+    if not _is_loopback(str(host)):
+        print(f"warning: the dashboard listens on {args.host} ({host}), not only on this machine: anyone who "
+              f"can reach port {port} can read and edit the study, since optuna-dashboard has no login; "
+              "use --host 127.0.0.1 (the default) to keep it local", file=sys.stderr, flush=True)
     url = f"http://{host}:{port}/dashboard/"
     if study is not None:
         url += f"studies/{study._study_id}"

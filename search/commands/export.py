@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     out = None
     if args.out != "-":
         out = Path(args.out) if args.out else Path("reports") / safe_name(args.study) / f"trials.{args.format}"
-        check_output_file(out, "--out")
+        check_output_file(out, "--out", args.storage)
     study = open_existing_study(args.storage, args.study)
     table = trials_table(study)
     if out is None:

@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_data_flags(args)  # --val-size 0 is allowed here: the epochs then go unscored
     if args.checkpoint:  # before the run, not after it: a bad path would waste the training
-        check_output_file(args.checkpoint, "--checkpoint")
+        check_output_file(args.checkpoint, "--checkpoint", args.storage)
     cfg = config_from_args(args, base=stored_trial_config(args))
     if args.dry_run:
         cfg = cfg.with_overrides(epochs=1)
