@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 
 import optuna
 
@@ -12,7 +13,7 @@ from model.config import PRECISIONS, PRESETS
 from model.data import MnistSplits, load_splits
 from model.device import resolve_device
 from model.errors import UserInputError
-from search.artifacts import add_artifacts_arg, open_artifact_store
+from search.artifacts import add_artifacts_arg, artifact_dir_for, open_artifact_store
 from search.commands._common import (
     HELP_FORMAT,
     add_data_args,
@@ -21,9 +22,11 @@ from search.commands._common import (
 )
 from search.commands._existing import (
     MissingStorageError,
+    check_writable_storage,
     open_existing_storage,
     open_existing_study,
 )
+from search.commands._paths import check_output_dir, study_files
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY
 from search.redact import redact_url
 from search.runner import format_params
@@ -33,6 +36,7 @@ from search.study import (
     DEFAULT_SAMPLER,
     PRUNERS,
     SAMPLERS,
+    StudyError,
     best_trial,
     check_resumable,
     create_or_resume,
@@ -121,12 +125,13 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_workers(settings.workers, settings.threads, space, base, settings.n_images, device)
     starts = _read_warm_start(settings)  # reads only: a bad source study writes nothing
     if args.dry_run:
+        study_line = _dry_run_study(settings)  # every check before the first line is printed
+        _load_data(settings)
         print(f"study {settings.study!r} in {redact_url(settings.storage)}: {settings.n_trials} trials, sampler "
               f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
               f"{plan.workers} worker(s) x {plan.threads} thread(s)")
         print("space (" + space.source + "):\n  " + "\n  ".join(space.describe()))
-        print(_dry_run_study(settings))
-        _load_data(settings)
+        print(study_line)
         print("data: ok; dry run, nothing written")
         return 0
     data = _load_data(settings)
@@ -193,6 +198,7 @@ def _keep_stored_prune_by(settings: LaunchSettings) -> LaunchSettings:
 def _dry_run_study(settings: LaunchSettings) -> str:
     """What the launch would do with the study, checked as the real launch checks it
     (one of ours, same defining settings), reading only: a missing SQLite file is not made."""
+    _check_storage_writable(settings)
     found = _stored_study(settings)
     if found is None:
         return "study: new (the launch creates it and runs the V1 baseline first)"
@@ -201,6 +207,26 @@ def _dry_run_study(settings: LaunchSettings) -> str:
         check_resumable(study, lambda stored: settings_differences(stored, settings))
         done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     return f"study: resumes (holds {done} finished trials; same settings)"
+
+
+def _check_storage_writable(settings: LaunchSettings) -> None:
+    """What the real launch would meet when it writes: a SQLite file it can create (its
+    folder exists and takes files) or write, and an artifact folder it can make."""
+    files = study_files(settings.storage)
+    if files:
+        db = files[0]
+        if db.exists():
+            check_writable_storage(settings.storage)
+        else:
+            folder = db.absolute().parent
+            if not folder.is_dir():
+                raise StudyError(f"cannot open storage {redact_url(settings.storage)}: the folder {folder} "
+                                 "does not exist (lstm-search creates the database file, not its folder)")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise StudyError(f"cannot open storage {redact_url(settings.storage)}: permission denied "
+                                 f"in {folder}, so the database file cannot be created")
+    artifacts = artifact_dir_for(settings.storage, settings.artifacts)
+    check_output_dir(artifacts, "the artifact folder (--artifacts)")
 
 
 def _read_warm_start(settings: LaunchSettings) -> list[WarmStart]:
