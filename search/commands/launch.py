@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         print(study_line)
         print("data: ok; dry run, nothing written")
         return 0
+    _check_storage_writable(settings)  # before the data: a launch that cannot write stops at once
     data = _load_data(settings)
     optuna.logging.set_verbosity(logging.WARNING)  # one line per trial comes from run_trials
     with storage_errors(settings.storage):
