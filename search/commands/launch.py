@@ -141,12 +141,13 @@ def run(args: argparse.Namespace) -> int:
         study, created = open_study(settings, pruner)
         if starts:
             room = trials_missing(study, settings.n_trials)
-            queued = enqueue_warm_start(study, starts, limit=room)
-            left = len(starts) - queued
-            why = (f" ({left} not queued: already in this study, or past the {room} trial(s) still missing "
-                   f"to reach --n-trials {settings.n_trials})")
-            print(f"warm start: queued {queued} configuration(s) of study {settings.warm_start!r}"
-                  + (why if left else ""))
+            done = enqueue_warm_start(study, starts, limit=room)
+            notes = [f"{done.present} already in this study"] if done.present else []
+            if done.over:
+                notes.append(f"{done.over} left out: the study needs only {room} more trial(s) to reach "
+                             f"--n-trials {settings.n_trials}")
+            print(f"warm start: queued {done.queued} configuration(s) of study {settings.warm_start!r}"
+                  + (f" ({'; '.join(notes)})" if notes else ""))
     print(("created" if created else "resuming") + f" study {settings.study!r} in {redact_url(settings.storage)} "
           f"({len(data.train_y)} train / {len(data.val_y)} validation images, device {device}"
           + (f", {plan.workers} workers x {plan.threads} thread(s))" if plan.workers > 1 else ")"))
