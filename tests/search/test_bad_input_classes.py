@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -14,8 +16,11 @@ import pytest
 
 import search.commands._existing as existing
 from model.config import MAX_SEED, TrainConfig
+from search.cli import main
+from search.commands._paths import check_output_file, safe_name
+from search.redact import redact_url
 from search.study import open_storage
-from tests.search.conftest import expect_one_line_error, launch_args, snapshot
+from tests.search.conftest import expect_one_line_error, launch_args, snapshot, start_cli
 
 SEED_TOO_BIG = str(MAX_SEED + 1)
 
@@ -185,3 +190,138 @@ def test_unreadable_mnist_is_a_permission_problem_not_corrupt_data() -> None:
         shutil.rmtree(home, ignore_errors=True)
     assert "permission denied" in message.lower(), message
     assert "corrupt" not in message and "delete" not in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("[lr]\nchoices = [1e-3, 0.001]\n", "duplicates"),
+    ("[rotate]\nchoices = [5, 5.0]\n", "duplicates"),  # one value once converted to float
+    ('[optimizer]\nchoices = ["adam", "adam"]\n', "duplicates"),
+    ("[lr]\nchoices = [1e-3]\n", "single choice"),
+    ("[lr]\nlow = 1e-3\nhigh = 1e-3\n", "one value"),
+    ("[hidden_size]\nlow = 16\nhigh = 16\n", "one value"),
+    ("[lr]\nlow = nan\nhigh = 1e-2\n", "finite"),
+    ("[lr]\nlow = 1e-3\nhigh = inf\n", "finite"),
+    ("[hidden_size]\nlow = 8.5\nhigh = 16\n", "must be an integer"),
+    ("[hidden_size]\nlow = 8\nhigh = 16.0\n", "must be an integer"),
+    ('[optimizer]\nchoices = ["adam", 1]\n', "must be a string"),
+    ('[optimizer]\nchoices = ["adam", ""]\n', "optimizer must be one of"),
+    ('cell = ""\n[lr]\nlow = 1e-3\nhigh = 1e-2\n', "cell must be one of"),
+    ("[steps]\nlow = 14\nhigh = 112\n", "invalid values"),  # 15 does not divide 784
+    ("[dropout]\nlow = 0.0\nhigh = 0.5\nstep = 0.2\n", "does not divide"),
+    ("[hidden_size]\nlow = 8\nhigh = 17\nstep = 2\n", "does not divide"),
+    ("[hidden_size]\nlow = 8\nhigh = 16\nstep = 100\n", "does not divide"),
+    ("seed = 3\n[lr]\nlow = 1e-3\nhigh = 1e-2\n", "launch --seed"),
+    ('[precision]\nchoices = ["fp32", "bf16"]\n', "launch --precision"),
+])
+def test_space_files_that_cannot_be_meant_are_refused(text: str, needle: str, tmp_path: Path, kept_study: str,
+                                                     fake_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text(text)
+    before = snapshot(kept_study)
+    expect_one_line_error(capsys, launch_args("kept", 5, kept_study, space, fake_root), needle)
+    assert snapshot(kept_study) == before
+
+
+def test_valid_discrete_choices_and_whole_steps_still_load(tmp_path: Path) -> None:
+    from search.space import load_space, parse_space
+
+    parse_space("[steps]\nchoices = [14, 28, 784]\n[dropout]\nlow = 0.0\nhigh = 0.4\nstep = 0.1\n")
+    parse_space("[hidden_size]\nlow = 8\nhigh = 16\nstep = 2\n")
+    load_space("default"), load_space("quick")
+
+
+def test_export_overwrites_an_existing_file_but_never_the_study_database(
+    tmp_path: Path, kept_study: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old.csv"
+    old.write_text("stale\n")
+    assert main(["export", "--study", "kept", "--storage", kept_study, "--out", str(old)]) == 0
+    assert old.read_text().startswith("number,state,value")
+    db = tmp_path / "studies.db"
+    (tmp_path / "studies.db-journal").write_bytes(b"")
+    link = tmp_path / "link.csv"
+    link.symlink_to(db)
+    data = db.read_bytes()
+    capsys.readouterr()
+    for target in (db, tmp_path / "." / "studies.db", link, tmp_path / "studies.db-journal",
+                   tmp_path / "studies.db-wal"):
+        expect_one_line_error(capsys, ["export", "--study", "kept", "--storage", kept_study, "--out", str(target)],
+                              "study database's own file")
+    assert db.read_bytes() == data
+
+
+def test_train_checkpoint_onto_an_existing_file_or_the_database(tmp_path: Path, kept_study: str) -> None:
+    existing_file = tmp_path / "model.pt"
+    existing_file.write_bytes(b"old")
+    assert check_output_file(existing_file, "--checkpoint", kept_study) == existing_file  # overwritten later
+    with pytest.raises(Exception, match="study database's own file"):
+        check_output_file(tmp_path / "studies.db", "--checkpoint", kept_study)
+
+
+def test_default_output_folders_of_two_names_never_coincide() -> None:
+    names = ["exp 1", "exp_1", "exp/1", "exp?1", "exp_1 ", ".exp_1", "exp_1"]
+    assert len({safe_name(n) for n in set(names)}) == len(set(names))
+    assert safe_name("mnist-v2.1") == "mnist-v2.1"  # a clean name keeps its folder
+    assert "/" not in safe_name("../../etc") and not safe_name("../x").startswith(".")
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://lab:hunter2@127.0.0.1:1/studies",
+    "postgresql+psycopg://lab:hunter2@127.0.0.1:1/studies",
+    "postgresql//lab:hunter2@127.0.0.1:1/studies",  # mistyped: not even a URL
+    "mysql://lab:hunter2@127.0.0.1:1/studies",
+])
+@pytest.mark.parametrize("command", ["launch", "export", "dashboard", "report", "train", "compare-cells"])
+def test_no_command_prints_a_storage_password(command: str, url: str, tiny_space: Path, fake_root: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    argv = {**every_command("kept", url, fake_root, tiny_space),
+            "launch": launch_args("kept", 2, url, tiny_space, fake_root)}[command]
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+    captured = capsys.readouterr()
+    assert "hunter2" not in captured.out + captured.err
+
+
+def test_redact_url() -> None:
+    assert redact_url("postgresql://lab:s3cret@db.example/optuna") == "postgresql://lab:***@db.example/optuna"
+    assert redact_url("postgresql//lab:s3cret@db/optuna") == "postgresql//lab:***@db/optuna"
+    assert redact_url("sqlite:///studies/a:b@c.db") == "sqlite:///studies/a:b@c.db"  # a path, no password
+
+
+def _dashboard(args: list[str], **popen: object) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = start_cli(["dashboard", *args, "--port", "0"], **popen)
+    lines: list[str] = []
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "optuna-dashboard at" in line:
+            break
+    return proc, lines
+
+
+def test_dashboard_on_all_interfaces_says_it_has_no_login(kept_study: str) -> None:
+    proc, lines = _dashboard(["--storage", kept_study, "--host", "0.0.0.0"])
+    proc.kill()
+    proc.wait()
+    assert any("no login" in line for line in lines), lines
+    proc, lines = _dashboard(["--storage", kept_study])  # the default, 127.0.0.1: no warning
+    proc.kill()
+    proc.wait()
+    assert lines and not any("no login" in line for line in lines), lines
+
+
+def test_sigint_stops_a_command_started_with_sigint_ignored(kept_study: str) -> None:
+    """A background job of a script (nohup lstm-search ... &) starts with SIGINT ignored;
+    kill -INT must still be the graceful stop the README documents."""
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc, lines = _dashboard(["--storage", kept_study], preexec_fn=ignore_sigint)
+    assert any("optuna-dashboard at" in line for line in lines), lines
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "dashboard stopped" in out, out
