@@ -20,7 +20,12 @@ from search.cli import main
 from search.commands._paths import check_output_file, safe_name
 from search.redact import redact_url
 from search.study import open_storage
-from tests.search.conftest import expect_one_line_error, launch_args, snapshot, start_cli
+from tests.search.conftest import (
+    expect_one_line_error,
+    launch_args,
+    snapshot,
+    start_cli,
+)
 
 SEED_TOO_BIG = str(MAX_SEED + 1)
 
