@@ -25,7 +25,7 @@ from search.space import load_space
 from search.settings import DEFINING_KEYS
 from model.config import TrainConfig
 
-SPLIT = {"seed": 0, "val_size": 5000, "subset": None, "prune_by": "progress"}
+SPLIT = {"seed": 0, "val_size": 5000, "subset": None, "prune_by": "progress", "precision": "fp32"}
 
 
 def main() -> None:

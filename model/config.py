@@ -14,6 +14,8 @@ from model.errors import ConfigError
 
 __all__ = [
     "CELLS",
+    "MAX_EPOCHS",
+    "MAX_SEED",
     "OPTIMIZERS",
     "PRECISIONS",
     "PIXELS",
@@ -21,6 +23,7 @@ __all__ = [
     "RECURRENT_INITS",
     "SCHEDULES",
     "TrainConfig",
+    "check_seed",
     "config_fields",
 ]
 
@@ -31,8 +34,14 @@ RECURRENT_INITS = ("uniform", "orthogonal", "identity")
 # auto: bf16 only where a start-up probe finds bf16 matmuls clearly faster (model.precision).
 PRECISIONS = ("auto", "fp32", "bf16")
 PIXELS = 28 * 28  # an MNIST image, read as ``steps`` time steps of PIXELS // steps inputs
-# Seeds are offset per worker and per resumed trial count and must stay below 2**32.
+# The one bound of every seed any command takes (launch, train, report, compare-cells) and
+# of every seed derived from one (report's s..s+k-1, the samplers' per-worker offsets,
+# taken modulo MAX_SEED + 1): torch, numpy's RandomState behind Optuna's samplers and
+# scikit-learn's forests (fANOVA) all take it, and it fits a signed 32-bit integer.
 MAX_SEED = 2**31 - 1
+# Epochs of one run: far beyond any useful training, so a larger value is a typo that would
+# otherwise only show as a run that never ends (and a pruner sized for it).
+MAX_EPOCHS = 100_000
 _FLOAT32_MAX = 3.4028234663852886e38
 
 
@@ -90,6 +99,8 @@ class TrainConfig:
         _integer("hidden_size", self.hidden_size, low=1)
         _integer("batch_size", self.batch_size, low=1)
         _integer("epochs", self.epochs, low=1)
+        if self.epochs > MAX_EPOCHS:
+            raise ConfigError(f"epochs must be <= {MAX_EPOCHS} (got {self.epochs})")
         _integer("shift", self.shift, low=0)
         if self.shift > 8:
             raise ConfigError(f"shift must be <= 8 pixels of the 28 (got {self.shift})")
@@ -97,8 +108,7 @@ class TrainConfig:
         _number("scale", self.scale, low=0.0, high=0.5, high_open=True)
         _number("ema", self.ema, low=0.0, high=1.0, high_open=True)
         _integer("seed", self.seed, low=0)
-        if self.seed > MAX_SEED:  # numpy's and torch's generators take 32-bit seeds
-            raise ConfigError(f"seed must be <= {MAX_SEED} (got {self.seed})")
+        check_seed(self.seed, "seed")
         _number("lr", self.lr, positive=True)
         _number("momentum", self.momentum, low=0.0, high=1.0)
         _number("weight_decay", self.weight_decay, low=0.0)
@@ -123,6 +133,15 @@ class TrainConfig:
     def with_overrides(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (None values are ignored, for argparse)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def check_seed(value: int, what: str = "--seed", count: int = 1) -> None:
+    """``value`` (and the ``count - 1`` seeds after it, for runs seeded s..s+count-1) within
+    0..MAX_SEED; ConfigError naming ``what`` otherwise."""
+    _integer(what, value, low=0)
+    if value + count - 1 > MAX_SEED:
+        also = "" if count == 1 else f" with its {count} runs seeded {value}..{value + count - 1}"
+        raise ConfigError(f"{what} must be >= 0 and <= {MAX_SEED - count + 1}{also} (got {value})")
 
 
 def config_fields() -> tuple[str, ...]:

@@ -62,7 +62,9 @@ def load_mnist(
     root: str | os.PathLike[str] | None, train: bool, download: bool = True
 ) -> tuple[Tensor, Tensor]:
     """Raw uint8 images (N, 28, 28) and int64 labels, downloading only if files are absent."""
-    from torchvision.datasets import MNIST  # torchvision is slow to import; only when needed
+    from torchvision.datasets import (
+        MNIST,  # torchvision is slow to import; only when needed
+    )
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
     root_path = resolve_data_root(root)
@@ -70,6 +72,7 @@ def load_mnist(
     prefix = "train" if train else "t10k"
     raw = root_path / "MNIST" / "raw"
     files = [raw / f"{prefix}-{kind}-ubyte" for kind in ("images-idx3", "labels-idx1")]
+    _check_readable(raw, files, split)
     missing = ", ".join(f.name for f in files if not f.is_file())
     if missing:
         if not download:
@@ -85,6 +88,9 @@ def load_mnist(
     # files, so a folder with the training files alone was reported as corrupt training files.
     try:
         x, y = read_image_file(str(files[0])), read_label_file(str(files[1]))
+    except OSError as exc:  # permissions, a file that is a folder, an I/O error: not corruption
+        raise DataError(f"cannot read the MNIST {split} file {exc.filename or raw}: "
+                        f"{exc.strerror or exc}; fix its permissions or pass another --data-root") from None
     except Exception as exc:  # a truncated or corrupt idx file fails inside torchvision's parser
         raise DataError(
             f"MNIST {split} files under {raw} are corrupt or truncated "
@@ -98,6 +104,19 @@ def load_mnist(
     if int(y.min()) < 0 or int(y.max()) > 9:
         raise DataError(f"MNIST {split} labels under {root_path} fall outside 0-9; the files are corrupt")
     return x, y.long()
+
+
+def _check_readable(raw: Path, files: list[Path], split: str) -> None:
+    """A folder or file we may not read is a permission problem, never "missing" (which
+    would start a download) nor "corrupt" (which would tell the user to delete intact data)."""
+    for folder in (raw.parent.parent, raw.parent, raw):
+        if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+            raise DataError(f"cannot read the MNIST folder {folder}: permission denied; "
+                            "fix its permissions or pass another --data-root")
+    for f in files:
+        if f.exists() and not os.access(f, os.R_OK):
+            raise DataError(f"cannot read the MNIST {split} file {f}: permission denied; "
+                            "fix its permissions (the file is not known to be damaged) or pass another --data-root")
 
 
 def normalize(images: Tensor) -> Tensor:

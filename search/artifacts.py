@@ -31,6 +31,7 @@ from model.classifier import LSTMClassifier
 from model.config import TrainConfig
 from model.errors import UserInputError
 from search.best import best_config
+from search.redact import redact_url
 from search.study import StudyError
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
@@ -69,7 +70,7 @@ def artifact_dir_for(storage_url: str, override: str | None = None) -> Path:
     try:
         url = make_url(storage_url)
     except ArgumentError:
-        raise StudyError(f"malformed storage URL {storage_url!r}") from None
+        raise StudyError(f"malformed storage URL {redact_url(storage_url)!r}") from None
     database = url.database if url.get_backend_name() == "sqlite" else None
     if database and database != ":memory:" and not database.startswith("file:"):
         db = Path(database)

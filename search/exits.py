@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from model.errors import UserInputError
+from search.redact import redact_text
 from search.runner import TrialsKeepFailing
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "run_reporting"]
+__all__ = ["restore_sigint", "EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "run_reporting"]
 
 PROG = "lstm-search"
 EXIT_BAD_INPUT = 2
@@ -27,8 +29,18 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a writer killed by SIGPIPE
 
 
+def restore_sigint() -> None:
+    """Make SIGINT the documented graceful stop even when the process started with it
+    ignored: a shell script's background job (``nohup lstm-search launch ... &``) inherits
+    SIG_IGN, and ``kill -INT`` would then do nothing, leaving ``kill -TERM``/``-KILL``
+    (a lost trial) as the only way to stop it. A handler someone installed is kept."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_reporting(label: str, body: Callable[[], int | None], interrupt_hint: str = "") -> int:
     """Run ``body``; errors the user can act on become one line ``PROG label: error: ...``."""
+    restore_sigint()
     try:
         code = int(body() or 0)
         sys.stdout.flush()  # a reader that has gone (`... | head -1`) shows here, inside the try
@@ -39,7 +51,8 @@ def run_reporting(label: str, body: Callable[[], int | None], interrupt_hint: st
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except UserInputError as exc:
-        print(f"{PROG} {label}: error: {exc}", file=sys.stderr)
+        # Last line of defence: a driver's message may quote a URL with its password.
+        print(f"{PROG} {label}: error: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrialsKeepFailing as exc:
         print(f"{PROG} {label}: error: {exc}", file=sys.stderr)

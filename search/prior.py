@@ -39,7 +39,7 @@ BUILTIN = "builtin"
 BUILTIN_STUDY = "default-space"
 # What must match for two studies' scores to mean the same (search/settings.py DEFINING_KEYS
 # less the space, which is fitted trial by trial).
-_SAME = ("seed", "val_size", "subset", "prune_by")
+_SAME = ("seed", "val_size", "subset", "prune_by", "precision")
 
 
 def is_prior(trial: FrozenTrial) -> bool:
@@ -54,8 +54,9 @@ def builtin_storage() -> str:
 def check_compatible(source: optuna.Study, mine: dict[str, Any]) -> None:
     """Refuse a source scored on other images or steps, naming each difference."""
     theirs = source.user_attrs
+    # A key the source never stored (a study made before it was) is not compared.
     diffs = [f"--{key.replace('_', '-')} {theirs.get(key)} (this launch: {mine.get(key)})"
-             for key in _SAME if theirs.get(key) != mine.get(key)]
+             for key in _SAME if key in theirs and theirs[key] != mine.get(key)]
     if diffs:
         raise UserInputError(f"--prior {source.study_name}: its scores are not comparable with this study's: "
                              f"{'; '.join(diffs)}; use a prior launched with the same values")

@@ -22,13 +22,14 @@ from typing import Any
 
 import optuna
 
-from model.config import TrainConfig
+from model.config import TrainConfig, check_seed
 from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
 from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP, ConfirmPlan
+from search.names import check_study_name
 from search.pruning import DEFAULT_PRUNE_BY, PRUNE_BY, make_pruner
 from search.space import SearchSpace, load_space
-from search.study import SAMPLERS, PRUNERS, SEED_LIMIT
+from search.study import PRUNERS, SAMPLERS
 from search.warm_start import DEFAULT_WARM_START_K
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "MAX_N_TRIALS",
     "MAX_THREADS",
     "MAX_TIMEOUT_SECONDS",
+    "check_range",
     "LaunchSettings",
     "settings_differences",
 ]
@@ -48,7 +50,10 @@ MAX_CONSECUTIVE_FAILURES = 5  # FAIL trials in a row that stop a launch (e.g. ev
 # The study-defining settings, as stored in the study's user attrs (keys kept from the
 # first release, which stored them for reports without comparing them).
 # prune_by too: steps counted in epochs and in percent cannot share one pruner's rungs.
-DEFINING_KEYS = ("space_description", "seed", "val_size", "subset", "prune_by")
+# precision too: a trial trained in bf16 is not the same experiment as one in fp32. The
+# launch fixes no other TrainConfig field (seed and precision make up its base config);
+# the space file fixes the rest, and space_description holds that.
+DEFINING_KEYS = ("space_description", "seed", "val_size", "subset", "prune_by", "precision")
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,10 @@ class LaunchSettings:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchSettings:
         """Validate the parsed command line; raises UserInputError naming the first bad value."""
-        _check_range("--n-trials", args.n_trials, 1, MAX_N_TRIALS)
+        check_study_name(args.study)
+        if getattr(args, "warm_start", None) is not None:
+            check_study_name(args.warm_start, "--warm-start")
+        check_range("--n-trials", args.n_trials, 1, MAX_N_TRIALS)
         deadline = None
         if args.timeout is not None:
             if not math.isfinite(args.timeout) or not 0 < args.timeout <= MAX_TIMEOUT_SECONDS:
@@ -98,16 +106,16 @@ class LaunchSettings:
             # One absolute deadline for the whole command, handed to spawned workers
             # unchanged, so a restarted worker gets no fresh budget. Data loading counts.
             deadline = time.time() + args.timeout
-        _check_range("--seed", args.seed, 0, SEED_LIMIT - 1)
+        check_seed(args.seed)
         # The score is validation accuracy: without validation images every trial is NaN.
-        _check_range("--val-size", args.val_size, 1, MNIST_TRAIN_IMAGES - 1)
+        check_range("--val-size", args.val_size, 1, MNIST_TRAIN_IMAGES - 1)
         if args.subset is not None:
-            _check_range("--subset", args.subset, 1, MNIST_TRAIN_IMAGES - args.val_size)
+            check_range("--subset", args.subset, 1, MNIST_TRAIN_IMAGES - args.val_size)
         if args.threads is not None:
-            _check_range("--threads", args.threads, 1, MAX_THREADS)
-        _check_range("--worker-index", args.worker_index, 0, 1_000_000)
+            check_range("--threads", args.threads, 1, MAX_THREADS)
+        check_range("--worker-index", args.worker_index, 0, 1_000_000)
         warm_k = getattr(args, "warm_start_k", DEFAULT_WARM_START_K)
-        _check_range("--warm-start-k", warm_k, 1, 10_000)
+        check_range("--warm-start-k", warm_k, 1, 10_000)
         confirm_top, confirm_seeds, search_deadline = _confirm_args(args, deadline)
         # None: not given; the launch then keeps a resumed study's own (or the default).
         prune_by = DEFAULT_PRUNE_BY if args.prune_by is None else args.prune_by
@@ -159,7 +167,7 @@ class LaunchSettings:
         return {
             "space": self.space.source, "space_description": self.space.describe(),
             "sampler": self.sampler, "pruner": self.pruner, "prune_by": self.prune_by, "seed": self.seed,
-            "val_size": self.val_size, "subset": self.subset,
+            "val_size": self.val_size, "subset": self.subset, "precision": self.precision,
         }
 
 
@@ -193,8 +201,8 @@ def _confirm_args(args: argparse.Namespace, deadline: float | None) -> tuple[int
     top = 0 if getattr(args, "no_confirm", False) else getattr(args, "confirm_top", DEFAULT_CONFIRM_TOP)
     seeds = getattr(args, "confirm_seeds", DEFAULT_CONFIRM_SEEDS)
     share = getattr(args, "confirm_share", DEFAULT_CONFIRM_SHARE)
-    _check_range("--confirm-top", top, 0, 1000)
-    _check_range("--confirm-seeds", seeds, 1, 100)
+    check_range("--confirm-top", top, 0, 1000)
+    check_range("--confirm-seeds", seeds, 1, 100)
     if not (math.isfinite(share) and 0 <= share < 1):
         raise UserInputError(f"--confirm-share must be a fraction >= 0 and < 1 of --timeout (got {share})")
     if deadline is None or top == 0:
@@ -202,6 +210,7 @@ def _confirm_args(args: argparse.Namespace, deadline: float | None) -> tuple[int
     return top, seeds, deadline - share * args.timeout
 
 
-def _check_range(flag: str, value: int, low: int, high: int) -> None:
+def check_range(flag: str, value: int, low: int, high: int) -> None:
+    """The one wording of a numeric flag's bounds, for every command."""
     if not low <= value <= high:
         raise UserInputError(f"{flag} must be >= {low} and <= {high} (got {value})")

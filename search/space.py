@@ -44,6 +44,10 @@ _FIELD_TYPES: dict[str, type] = {
 }
 
 
+# Fields a launch sets from its own flags (and stores as the study's settings).
+_LAUNCH_FLAGS = {"seed": "--seed", "precision": "--precision"}
+
+
 class SpaceError(UserInputError):
     """The space file is malformed or describes values no config can take."""
 
@@ -171,6 +175,10 @@ def parse_space(text: str, source: str = "<memory>") -> SearchSpace:
             params[name] = _parse_param(name, entry, where)
         else:
             fixed[name] = _check_value(name, entry, where)
+    owned = [k for k in raw if k in _LAUNCH_FLAGS]
+    if owned:
+        raise SpaceError(f"{source}: {owned[0]} is set by `launch {_LAUNCH_FLAGS[owned[0]]}`, not by a space file "
+                         "(it would silently override the flag); remove it from the file")
     if not params:
         raise SpaceError(f"{source} searches nothing; give at least one range or choices table")
     return SearchSpace(params=params, fixed=fixed, source=source)
@@ -183,9 +191,15 @@ def _parse_param(name: str, entry: dict[str, Any], where: str) -> Param:
         choices = entry["choices"]
         if not isinstance(choices, list) or not choices:
             raise SpaceError(f"{where}: choices must be a non-empty list")
-        if len(set(map(repr, choices))) != len(choices):
-            raise SpaceError(f"{where}: choices contain duplicates")
-        return Categorical(tuple(_check_value(name, c, where) for c in choices))
+        values = tuple(_check_value(name, c, where) for c in choices)
+        # Compared after conversion: 1 and 1.0 of a float field are one choice.
+        repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if repeated is not None or len(set(values)) != len(values):
+            raise SpaceError(f"{where}: choices contain duplicates ({repeated!r} twice); list each value once")
+        if len(values) == 1:
+            raise SpaceError(f"{where}: a single choice searches nothing; write {name} = {values[0]!r} "
+                             "to fix it, or list more choices")
+        return Categorical(values)
     if kind is str:
         raise SpaceError(f"{where} is a string parameter; give choices = [...] or a fixed value")
     _only_keys(entry, {"low", "high", "log", "step"}, where)
@@ -198,6 +212,9 @@ def _parse_param(name: str, entry: dict[str, Any], where: str) -> Param:
         raise SpaceError(f"{where}.log must be true or false (got {log!r})")
     if low > high:
         raise SpaceError(f"{where}: range is inverted (low {low} > high {high}); swap them")
+    if low == high:
+        raise SpaceError(f"{where}: range holds one value (low = high = {low}); write {name} = {low!r} "
+                         "to fix it, or widen the range")
     if log and low <= 0:
         raise SpaceError(f"{where}: a log range needs low > 0 (got {low})")
     step = entry.get("step")
@@ -207,9 +224,37 @@ def _parse_param(name: str, entry: dict[str, Any], where: str) -> Param:
         step = _check_value(name, step, f"{where}.step")
         if step <= 0:
             raise SpaceError(f"{where}.step must be > 0 (got {step})")
+    if step is not None:
+        _check_step(low, high, step, where)
     if kind is int:
+        _check_every_int(name, low, high, step or 1, where)
         return IntRange(low, high, log, step or 1)
     return FloatRange(float(low), float(high), log, None if step is None else float(step))
+
+
+def _check_step(low: float, high: float, step: float, where: str) -> None:
+    """Optuna would silently lower ``high`` to the last multiple of ``step`` (or draw only
+    ``low`` for a step wider than the range): refuse a range the step does not divide."""
+    count = (high - low) / step
+    if step > high - low or not math.isclose(count, round(count), rel_tol=0, abs_tol=1e-9):
+        raise SpaceError(f"{where}: step {step} does not divide the range {low}..{high} into whole steps; "
+                         "pick low, high and step so that (high - low) / step is a whole number")
+
+
+_MAX_CHECKED_VALUES = 4096  # an int range this small has every value checked (e.g. steps)
+
+
+def _check_every_int(name: str, low: int, high: int, step: int, where: str) -> None:
+    """Some int fields take only some values inside their bounds (steps must divide 784):
+    a range over them would draw values that fail as trials, so every value is checked."""
+    if (high - low) // step + 1 > _MAX_CHECKED_VALUES:
+        return
+    for value in range(low, high + 1, step):
+        try:
+            TrainConfig().with_overrides(**{name: value})
+        except ConfigError as exc:
+            raise SpaceError(f"{where}: the range {low}..{high} holds invalid values ({exc}); "
+                             "list the valid ones as choices = [...]") from None
 
 
 def _check_value(name: str, value: Any, where: str) -> Any:

@@ -21,10 +21,15 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from model.config import TrainConfig
+from model.config import MAX_SEED, TrainConfig
 from model.errors import UserInputError
 from search.prior import is_prior
-from search.pruning import FIRST_RUNG, PRUNERS, make_pruner  # re-exported: one home, search/pruning.py
+from search.pruning import (  # re-exported: one home, search/pruning.py
+    FIRST_RUNG,
+    PRUNERS,
+    make_pruner,
+)
+from search.redact import redact_text, redact_url
 from search.space import SearchSpace
 
 __all__ = [
@@ -44,8 +49,8 @@ __all__ = [
     "finished_trials",
     "load_existing_study",
     "make_pruner",
-    "name_objective",
     "make_sampler",
+    "name_objective",
     "open_storage",
     "requeue_lost_baseline",
     "sampler_seed",
@@ -61,7 +66,7 @@ GRACE_SECONDS = 2 * HEARTBEAT_SECONDS
 _SCHEMA_ATTEMPTS = 5
 _SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint|duplicate key|database is locked", re.IGNORECASE)
 _WORKER_SEED_STRIDE = 1_000_003  # a prime far above any study's trial count
-SEED_LIMIT = 2**32  # numpy's RandomState (behind Optuna's samplers) takes seeds below this
+SEED_LIMIT = MAX_SEED + 1  # sampler seeds wrap below this (model/config.py holds the one bound)
 # Written last when a study is created: its presence says the study was made by
 # lstm-search and that every setting before it is in place.
 PROJECT_MARKER = "lstm_search"
@@ -79,7 +84,7 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
         parsed = make_url(url)
     except ArgumentError:
         raise StudyError(
-            f"malformed storage URL {url!r}; expected e.g. {DEFAULT_STORAGE} "
+            f"malformed storage URL {redact_url(url)!r}; expected e.g. {DEFAULT_STORAGE} "
             "or postgresql://user:password@host/dbname"
         ) from None
     engine_kwargs: dict[str, object] = {}
@@ -109,17 +114,17 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
         storage = _create_rdb(url, engine_kwargs, kwargs, sqlite=backend == "sqlite")
     except ImportError as exc:
         raise StudyError(
-            f"cannot open storage {_redact(url)}: the {backend} driver is not installed "
+            f"cannot open storage {redact_url(url)}: the {backend} driver is not installed "
             f"({exc}); for PostgreSQL run: pip install 'lstm-search[postgres]' (or 'psycopg[binary]')"
         ) from None
     except (SQLAlchemyError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open storage {_redact(url)}: {reason}") from None
+        reason = redact_text(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot open storage {redact_url(url)}: {reason}") from None
     return storage
 
 
 @contextmanager
-def storage_errors(url: str) -> Iterator[None]:
+def storage_errors(url: str, action: str = "write to") -> Iterator[None]:
     """Turn a failed storage write (read-only file, full disk, lost server) into one line.
 
     Optuna wraps the database's error in StorageInternalError with a generic message;
@@ -133,8 +138,11 @@ def storage_errors(url: str) -> Iterator[None]:
             cause = cause.__cause__
         orig = getattr(cause, "orig", None)  # the DB-API error inside SQLAlchemy's
         text = str(orig if orig is not None else cause).strip()
-        reason = text.splitlines()[0] if text else type(cause).__name__
-        raise StudyError(f"cannot write to storage {_redact(url)}: {reason}") from None
+        reason = redact_text(text.splitlines()[0]) if text else type(cause).__name__
+        if re.search(r"database (table )?is (locked|busy)", reason, re.IGNORECASE):
+            # Busy, not broken: another process (a running launch) held the lock too long.
+            reason += " by another process (a running launch?); wait for it to finish and run this again"
+        raise StudyError(f"cannot {action} storage {redact_url(url)}: {reason}") from None
 
 
 class _ImmediateSQLiteStorage(RDBStorage):
@@ -363,9 +371,3 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
                 if not is_prior(t) and t.value is not None and math.isfinite(t.value)]
     return max(complete, key=lambda t: t.value, default=None)
 
-
-def _redact(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, sqlalchemy.exc.SQLAlchemyError):
-        return "<unparseable URL>"

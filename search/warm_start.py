@@ -22,7 +22,7 @@ from model.config import TrainConfig
 from search.best import rank_configs, val_size_of
 from search.space import Categorical, FloatRange, IntRange, Param, SearchSpace
 
-__all__ = ["DEFAULT_WARM_START_K", "WarmStart", "enqueue_warm_start", "warm_start_configs"]
+__all__ = ["DEFAULT_WARM_START_K", "Queued", "WarmStart", "enqueue_warm_start", "trials_missing", "warm_start_configs"]
 
 DEFAULT_WARM_START_K = 5
 WARM_START_ATTR = "warm_start"  # trial user attr: "STUDY#NUMBER" it was copied from
@@ -70,12 +70,40 @@ def warm_start_configs(
     return chosen, notices
 
 
-def enqueue_warm_start(study: optuna.Study, starts: list[WarmStart]) -> int:
-    """Enqueue the configurations (each once: a resume with the same flag adds nothing)."""
-    before = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-    for start in starts:
+class Queued(NamedTuple):
+    queued: int  # enqueued now
+    present: int  # already in the study (a resume with the same flag)
+    over: int  # left out: the launch needs no more trials to reach --n-trials
+
+
+def enqueue_warm_start(study: optuna.Study, starts: list[WarmStart], limit: int | None = None) -> Queued:
+    """Enqueue the configurations, best first (each once: a resume with the same flag adds
+    nothing), at most ``limit`` of them: a launch to N trials runs no more than the trials
+    it still misses, so a warm start never makes it run past --n-trials (nor leaves
+    queued trials that a later resume would run first whatever it was asked)."""
+    trials = study.get_trials(deepcopy=False)
+    known = [t.system_attrs.get("fixed_params") or t.params for t in trials]
+    fresh = [s for s in starts if s.params not in known]
+    queued = over = 0
+    for start in fresh:
+        if limit is not None and queued >= limit:
+            over += 1
+            continue
+        before = _waiting(study)
         study.enqueue_trial(start.params, user_attrs={WARM_START_ATTR: start.origin}, skip_if_exists=True)
-    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) - before
+        queued += _waiting(study) - before
+    return Queued(queued, len(starts) - len(fresh), over)
+
+
+def trials_missing(study: optuna.Study, n_trials: int) -> int:
+    """Trials a launch to ``n_trials`` may still start: N less those finished, running or
+    already queued (the V1 baseline of a new study among them)."""
+    alive = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    return max(0, n_trials - len(study.get_trials(deepcopy=False, states=alive)))
+
+
+def _waiting(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def _fit(trial: FrozenTrial, space: SearchSpace, base: TrainConfig, origin: str,

@@ -34,17 +34,33 @@ from model.config import TrainConfig
 from model.data import MnistSplits, load_splits
 from model.device import resolve_device
 from model.errors import UserInputError
-from model.memory import PROCESS_OVERHEAD_BYTES, available_memory, data_bytes, format_bytes, trial_peak_bytes
+from model.memory import (
+    PROCESS_OVERHEAD_BYTES,
+    available_memory,
+    data_bytes,
+    format_bytes,
+    trial_peak_bytes,
+)
 from search.artifacts import open_artifact_store
 from search.best import val_size_of
-from search.exits import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TRIALS_FAILING, run_reporting
+from search.exits import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_TRIALS_FAILING,
+    run_reporting,
+)
 from search.objective import Objective
 from search.runner import RunSummary, budget_end, describe_trial, prepare_kernels, run_trials, update_bar
 from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
 from search.space import SearchSpace
 from search.study import (
-    FINISHED, existing_trial_count, finished_trials, load_existing_study, make_sampler,
-    open_storage, sampler_seed,
+    FINISHED,
+    existing_trial_count,
+    finished_trials,
+    load_existing_study,
+    make_sampler,
+    open_storage,
+    sampler_seed,
 )
 
 __all__ = ["WorkerPlan", "available_cores", "largest_config", "plan_workers", "run_worker", "run_workers"]
@@ -71,10 +87,14 @@ def available_cores() -> int:
 
 
 def largest_config(space: SearchSpace, base: TrainConfig) -> TrainConfig:
-    """The space's most memory-hungry config: the largest hidden and batch sizes it allows."""
-    return base.with_overrides(
+    """The space's most memory-hungry config: the largest hidden and batch sizes it allows,
+    at whichever end of its steps range costs more (activations grow with the steps, the
+    input weights with the pixels per step), so launch refuses what train would refuse."""
+    big = base.with_overrides(
         hidden_size=space.int_bounds("hidden_size", base)[1], batch_size=space.int_bounds("batch_size", base)[1]
     )
+    ends = [big.with_overrides(steps=s) for s in space.int_bounds("steps", base)]
+    return max(ends, key=trial_peak_bytes)
 
 
 def plan_workers(

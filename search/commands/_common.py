@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import fields
 
 import torch
 
-from model.config import CELLS, OPTIMIZERS, PRECISIONS, PRESETS, RECURRENT_INITS, SCHEDULES, TrainConfig
+from model.config import (
+    CELLS,
+    OPTIMIZERS,
+    PRECISIONS,
+    PRESETS,
+    RECURRENT_INITS,
+    SCHEDULES,
+    TrainConfig,
+)
 from model.data import DATA_ENV, MNIST_TRAIN_IMAGES, MnistSplits, load_splits
 from model.device import DEVICES, resolve_device
 from model.errors import UserInputError
-from search.settings import MAX_THREADS
+from search.names import check_study_name
+from search.settings import MAX_THREADS, check_range
 from search.study import DEFAULT_STORAGE
 
 
@@ -28,6 +38,19 @@ HELP_FORMAT = HelpFormat
 # String fields get their allowed values as argparse choices (listed in --help).
 _CHOICES = {"cell": CELLS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "recurrent_init": RECURRENT_INITS,
             "precision": PRECISIONS}
+
+
+def study_name_arg(flag: str = "--study") -> Callable[[str], str]:
+    """An argparse ``type`` for a study name: the rule of search/names.py, as a usage error."""
+
+    def parse(text: str) -> str:
+        try:
+            return check_study_name(text, flag)
+        except UserInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(flag + " ")) from None
+
+    parse.__name__ = "study name"  # what argparse calls the type in messages
+    return parse
 
 
 def add_data_args(p: argparse.ArgumentParser, validation: bool = True) -> None:
@@ -72,10 +95,21 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     return base.with_overrides(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
 
+def check_data_flags(args: argparse.Namespace, min_val_size: int = 0) -> None:
+    """--val-size, --subset and --threads within the bounds ``launch`` checks too, before
+    any work: ``min_val_size`` is 1 where a validation score is needed, 0 where not."""
+    val_size = getattr(args, "val_size", 0)
+    if hasattr(args, "val_size"):
+        check_range("--val-size", val_size, min_val_size, MNIST_TRAIN_IMAGES - 1)
+    if args.subset is not None:
+        check_range("--subset", args.subset, 1, MNIST_TRAIN_IMAGES - val_size)
+    if args.threads is not None:
+        check_range("--threads", args.threads, 1, MAX_THREADS)
+
+
 def setup_hardware(args: argparse.Namespace) -> torch.device:
     if args.threads is not None:
-        if not 1 <= args.threads <= MAX_THREADS:
-            raise UserInputError(f"--threads must be >= 1 and <= {MAX_THREADS} (got {args.threads})")
+        check_range("--threads", args.threads, 1, MAX_THREADS)
         torch.set_num_threads(args.threads)
     return resolve_device(args.device)
 

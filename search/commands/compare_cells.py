@@ -10,15 +10,23 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from model.config import CELLS, PIXELS
+from model.config import CELLS, PIXELS, check_seed
 from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
 from model.memory import check_fits, data_bytes
 from model.train import NonFiniteLossError
-from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, setup_hardware
+from search.commands._common import (
+    HELP_FORMAT,
+    add_data_args,
+    add_storage_arg,
+    check_data_flags,
+    setup_hardware,
+    study_name_arg,
+)
 from search.commands._existing import open_existing_storage
 from search.commands.train import diverged_hint
 from search.runner import prepare_kernels
+from search.settings import check_range
 from search.study import load_existing_study
 
 if TYPE_CHECKING:  # the report package is imported only when the command runs
@@ -41,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the tuning studies are kept beside it as STUDY.cells.CELL (rerunning resumes them).",
         formatter_class=HELP_FORMAT,
     )
-    p.add_argument("--study", default=None, help="store the result in this study (and take configs from it)")
+    p.add_argument("--study", type=study_name_arg(), default=None,
+                   help="store the result in this study (and take configs from it)")
     add_storage_arg(p)
     p.add_argument("--config", default="v1",
                    help="the base config (fields the space does not search): v1, template, best (the "
@@ -76,10 +85,12 @@ def run(args: argparse.Namespace) -> int:
     cells = _listed(args.cells, "--cells", f"some of {', '.join(CELLS)}", lambda c: c in CELLS)
     steps = [int(n) for n in _listed(args.steps, "--steps", f"divisors of {PIXELS} such as 14,28,56,112,784",
                                      lambda n: n.isdigit() and int(n) > 0 and PIXELS % int(n) == 0)]
-    for flag, value, low in (("--subset", args.subset, 1), ("--tune-subset", args.tune_subset, 1),
-                             ("--trials", args.trials, 0), ("--val-size", args.val_size, 1)):
-        if value is not None and not low <= value <= MNIST_TRAIN_IMAGES:
-            raise UserInputError(f"{flag} must be between {low} and {MNIST_TRAIN_IMAGES} (got {value})")
+    # The bounds launch and train use (one wording, search/settings.py check_range).
+    check_range("--val-size", args.val_size, 1, MNIST_TRAIN_IMAGES - 1)
+    check_range("--tune-subset", args.tune_subset, 1, MNIST_TRAIN_IMAGES - args.val_size)
+    check_range("--trials", args.trials, 0, MNIST_TRAIN_IMAGES)
+    check_data_flags(args)  # --subset of the final runs, which train on all training images
+    check_seed(args.seed)
     space = load_space(args.space) if args.trials else None
     # A mistyped SQLite path is refused, not created (search/commands/_existing.py).
     storage = open_existing_storage(args.storage, heartbeat=False) if args.study is not None else None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
+import sys
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -18,8 +20,9 @@ from optuna.storages import BaseStorage
 
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, artifact_dir_for, open_artifact_store
-from search.commands._common import HELP_FORMAT, add_storage_arg
+from search.commands._common import HELP_FORMAT, add_storage_arg, study_name_arg
 from search.commands._existing import open_existing_storage
+from search.redact import redact_url
 from search.study import load_existing_study
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
@@ -34,7 +37,7 @@ class _ThreadedServer(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib's name)
+    def log_message(self, format: str, *args: object) -> None:
         pass  # one line per API poll (every few seconds per open tab) would bury the useful output
 
 
@@ -44,6 +47,14 @@ def make_dashboard_server(
     """A bound (not yet serving) dashboard server; port 0 picks a free port."""
     app = optuna_dashboard.wsgi(storage, artifact_store=artifact_store)
     return make_server(host, port, app, server_class=_ThreadedServer, handler_class=_QuietHandler)
+
+
+def _is_loopback(address: str) -> bool:
+    """Whether the bound address is reachable from this machine only."""
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 exposes the dashboard (no login) to the network")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free port)")
-    p.add_argument("--study", default=None, help="check this study exists and print its page's address")
+    p.add_argument("--study", type=study_name_arg(), default=None, help="check this study exists and print its page's address")
     p.set_defaults(run=run)
 
 
@@ -74,11 +85,15 @@ def run(args: argparse.Namespace) -> int:
         hint = " (already in use; pick another --port)" if exc.errno == errno.EADDRINUSE else ""
         raise UserInputError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}{hint}") from None
     host, port = server.server_address[:2]
+    if not _is_loopback(str(host)):
+        print(f"warning: the dashboard listens on {args.host} ({host}), not only on this machine: anyone who "
+              f"can reach port {port} can read and edit the study, since optuna-dashboard has no login; "
+              "use --host 127.0.0.1 (the default) to keep it local", file=sys.stderr, flush=True)
     url = f"http://{host}:{port}/dashboard/"
     if study is not None:
         url += f"studies/{study._study_id}"
     # Flushed at once: scripts and tests read the address (with the real port) from this line.
-    print(f"optuna-dashboard at {url} (storage {args.storage}, artifacts "
+    print(f"optuna-dashboard at {url} (storage {redact_url(args.storage)}, artifacts "
           f"{artifact_dir_for(args.storage, args.artifacts)}); Ctrl-C stops", flush=True)
     try:
         server.serve_forever()

@@ -27,7 +27,7 @@ import pandas as pd
 
 from model.errors import UserInputError
 from search.best import REPEAT_OF, best_config, binomial_se, val_size_of
-from search.commands._common import HELP_FORMAT, add_storage_arg
+from search.commands._common import HELP_FORMAT, add_storage_arg, study_name_arg
 from search.commands._existing import open_existing_study
 from search.commands._paths import check_output_file, safe_name
 from search.pruning import reports_progress
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write one row per trial (params, accuracy per epoch, user attrs) for "
         "analysis elsewhere.", formatter_class=HELP_FORMAT,
     )
-    p.add_argument("--study", required=True, help="study name")
+    p.add_argument("--study", type=study_name_arg(), required=True, help="study name")
     add_storage_arg(p)
     p.add_argument("--format", choices=FORMATS, default="csv", help="file format")
     p.add_argument("--out", default=None,
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     out = None
     if args.out != "-":
         out = Path(args.out) if args.out else Path("reports") / safe_name(args.study) / f"trials.{args.format}"
-        check_output_file(out, "--out")
+        check_output_file(out, "--out", args.storage)
     study = open_existing_study(args.storage, args.study)
     table = trials_table(study)
     if out is None:

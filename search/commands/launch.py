@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -13,21 +14,27 @@ from model.config import PRECISIONS, PRESETS
 from model.data import MnistSplits, load_splits
 from model.device import resolve_device
 from model.errors import UserInputError
-from search.artifacts import add_artifacts_arg, open_artifact_store
-from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg
-from search.commands._existing import MissingStorageError, open_existing_storage, open_existing_study
+from search.artifacts import add_artifacts_arg, artifact_dir_for, open_artifact_store
+from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, study_name_arg
+from search.commands._existing import (
+    MissingStorageError, check_writable_storage, open_existing_storage, open_existing_study,
+)
+from search.commands._paths import check_output_dir, study_files
 from search.best import TIE_Z, best_config
 from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP
 from search.prior import BUILTIN, BUILTIN_STUDY, add_prior, builtin_storage, check_compatible, prior_trials
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY
+from search.redact import redact_url
 from search.runner import format_params, prepare_kernels
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES
 from search.study import (
-    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, check_resumable, create_or_resume,
+    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, StudyError, check_resumable, create_or_resume,
     load_existing_study, make_sampler, open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
 )
-from search.warm_start import DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, warm_start_configs
+from search.warm_start import (
+    DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, trials_missing, warm_start_configs,
+)
 from search.workers import plan_workers, run_worker, run_workers
 
 __all__ = ["open_study", "register", "run"]
@@ -40,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "resume it, and run trials until it holds N finished (complete or pruned) trials.",
         formatter_class=HELP_FORMAT,
     )
-    p.add_argument("--study", required=True, help="study name; an existing name resumes that study")
+    p.add_argument("--study", type=study_name_arg(), required=True, help="study name; an existing name resumes that study")
     p.add_argument("--n-trials", type=int, required=True,
                    help="stop when the study holds this many finished trials in total")
     p.add_argument("--timeout", type=float, default=None, help="time budget in seconds: no trial starts after it, and trials still training stop "
@@ -61,14 +68,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and every trial's init")
     add_worker_args(p)
     g = p.add_argument_group("warm start (begin with the best configurations of an earlier study)")
-    g.add_argument("--warm-start", metavar="STUDY", default=None,
+    g.add_argument("--warm-start", metavar="STUDY", type=study_name_arg("--warm-start"), default=None,
                    help="enqueue the best complete configurations of STUDY, fitted to this space")
     g.add_argument("--warm-start-storage", metavar="URL", default=None,
                    help="storage of the --warm-start study (default: --storage)")
     g.add_argument("--warm-start-k", metavar="K", type=int, default=DEFAULT_WARM_START_K,
                    help="how many of its best configurations")
     g = p.add_argument_group("prior (an earlier study's trials in the sampler's history, not retrained)")
-    g.add_argument("--prior", metavar="STUDY", default=None,
+    g.add_argument("--prior", metavar="STUDY", type=study_name_arg("--prior"), default=None,
                    help="copy the finished trials of STUDY into this study's history so the sampler models "
                    "from the start; they never count toward --n-trials nor become V2. 'builtin': the "
                    "prior shipped for the default space")
@@ -130,15 +137,17 @@ def run(args: argparse.Namespace) -> int:
     starts = _read_warm_start(settings)  # reads only: a bad source study writes nothing
     prior = _read_prior(settings)  # likewise
     if args.dry_run:
-        print(f"study {settings.study!r} in {settings.storage}: {settings.n_trials} trials, sampler "
+        study_line = _dry_run_study(settings)  # every check before the first line is printed
+        _load_data(settings)
+        print(f"study {settings.study!r} in {redact_url(settings.storage)}: {settings.n_trials} trials, sampler "
               f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
               f"{plan.workers} worker(s) x {plan.threads} thread(s)")
         print("space (" + space.source + "):\n  " + "\n  ".join(space.describe()))
         print(_confirm_plan(settings, args.confirm_share))
-        print(_dry_run_study(settings))
-        _load_data(settings)
+        print(study_line)
         print("data: ok; dry run, nothing written")
         return 0
+    _check_storage_writable(settings)  # before the data: a launch that cannot write stops at once
     data = _load_data(settings)
     optuna.logging.set_verbosity(logging.WARNING)  # one line per trial comes from run_trials
     with storage_errors(settings.storage):
@@ -148,10 +157,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"prior: {added} finished trial(s) of study {settings.prior!r} added to the sampler's history"
                   + (f" ({len(prior) - added} already in this study)" if added < len(prior) else ""))
         if starts:
-            queued = enqueue_warm_start(study, starts)
-            print(f"warm start: queued {queued} configuration(s) of study {settings.warm_start!r}"
-                  + (f" ({len(starts) - queued} already in this study)" if queued < len(starts) else ""))
-    print(("created" if created else "resuming") + f" study {settings.study!r} in {settings.storage} "
+            room = trials_missing(study, settings.n_trials)
+            done = enqueue_warm_start(study, starts, limit=room)
+            notes = [f"{done.present} already in this study"] if done.present else []
+            if done.over:
+                notes.append(f"{done.over} left out: the study needs only {room} more trial(s) to reach "
+                             f"--n-trials {settings.n_trials}")
+            print(f"warm start: queued {done.queued} configuration(s) of study {settings.warm_start!r}"
+                  + (f" ({'; '.join(notes)})" if notes else ""))
+    print(("created" if created else "resuming") + f" study {settings.study!r} in {redact_url(settings.storage)} "
           f"({len(data.train_y)} train / {len(data.val_y)} validation images, device {device}"
           + (f", {plan.workers} workers x {plan.threads} thread(s))" if plan.workers > 1 else ")"))
     prepare_kernels(device)  # here, once, before any worker or trial starts
@@ -214,6 +228,7 @@ def _keep_stored_prune_by(settings: LaunchSettings) -> LaunchSettings:
 def _dry_run_study(settings: LaunchSettings) -> str:
     """What the launch would do with the study, checked as the real launch checks it
     (one of ours, same defining settings), reading only: a missing SQLite file is not made."""
+    _check_storage_writable(settings)
     found = _stored_study(settings)
     if found is None:
         return "study: new (the launch creates it and runs the V1 baseline first)"
@@ -222,6 +237,26 @@ def _dry_run_study(settings: LaunchSettings) -> str:
         check_resumable(study, lambda stored: settings_differences(stored, settings))
         done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     return f"study: resumes (holds {done} finished trials; same settings)"
+
+
+def _check_storage_writable(settings: LaunchSettings) -> None:
+    """What the real launch would meet when it writes: a SQLite file it can create (its
+    folder exists and takes files) or write, and an artifact folder it can make."""
+    files = study_files(settings.storage)
+    if files:
+        db = files[0]
+        if db.exists():
+            check_writable_storage(settings.storage)
+        else:
+            folder = db.absolute().parent
+            if not folder.is_dir():
+                raise StudyError(f"cannot open storage {redact_url(settings.storage)}: the folder {folder} "
+                                 "does not exist (lstm-search creates the database file, not its folder)")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise StudyError(f"cannot open storage {redact_url(settings.storage)}: permission denied "
+                                 f"in {folder}, so the database file cannot be created")
+    artifacts = artifact_dir_for(settings.storage, settings.artifacts)
+    check_output_dir(artifacts, "the artifact folder (--artifacts)")
 
 
 def _read_warm_start(settings: LaunchSettings) -> list[WarmStart]:

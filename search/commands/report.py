@@ -7,17 +7,28 @@ import logging
 from pathlib import Path
 
 import optuna
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
-from model.config import MAX_SEED, PRECISIONS
-from model.data import MNIST_TRAIN_IMAGES
+from model.config import PRECISIONS, check_seed
 from model.errors import UserInputError
-from search.artifacts import add_artifacts_arg, open_artifact_store, publish_report
-from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, setup_hardware
-from search.commands._existing import open_existing_study
+from search.artifacts import (
+    add_artifacts_arg,
+    artifact_dir_for,
+    open_artifact_store,
+    publish_report,
+)
+from search.commands._common import (
+    HELP_FORMAT,
+    add_data_args,
+    add_storage_arg,
+    check_data_flags,
+    setup_hardware,
+    study_name_arg,
+)
+from search.commands._existing import check_writable_storage, open_existing_study
 from search.commands._paths import check_output_dir, safe_name
-from search.study import DEFAULT_STORAGE, name_objective
+from search.redact import redact_url
+from search.settings import check_range
+from search.study import DEFAULT_STORAGE, name_objective, storage_errors
 
 MAX_SEEDS = 100  # each seed retrains V1 and V2 on 60,000 images: more is a typo
 
@@ -31,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "seed spread, per-epoch logs, figures, importances, V2's gates and a summary.",
         formatter_class=HELP_FORMAT,
     )
-    p.add_argument("--study", required=True, help="name of the study to report on")
+    p.add_argument("--study", type=study_name_arg(), required=True, help="name of the study to report on")
     add_storage_arg(p)
     add_artifacts_arg(p)
     p.add_argument("--no-publish", action="store_true",
@@ -54,38 +65,59 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from search.report import write_report  # matplotlib and pandas: only when reporting
 
-    if not 0 <= args.importance_seed <= MAX_SEED:
-        raise UserInputError(f"--importance-seed must be between 0 and {MAX_SEED} (got {args.importance_seed})")
-    if args.subset is not None and not 0 < args.subset <= MNIST_TRAIN_IMAGES:
-        raise UserInputError(f"--subset must be between 1 and {MNIST_TRAIN_IMAGES} (got {args.subset})")
-    if not 1 <= args.seeds <= MAX_SEEDS:
-        raise UserInputError(f"--seeds must be between 1 and {MAX_SEEDS} (got {args.seeds})")
+    check_seed(args.importance_seed, "--importance-seed")
+    check_data_flags(args)
+    check_range("--seeds", args.seeds, 1, MAX_SEEDS)
     # Every check before V1 and V2 are retrained (minutes): the output folder first.
-    out = check_output_dir(Path(args.out) if args.out else Path("reports") / safe_name(args.study), "--out")
+    out = check_output_dir(Path(args.out) if args.out else default_out(args.study), "--out")
     device = setup_hardware(args)
     study = open_existing_study(args.storage, args.study)
+    _check_seeds_fit(study, args)
+    # The final runs are cached in the study and the figures uploaded beside it as they
+    # are made: a storage or artifact folder that cannot be written fails here, not after.
+    check_writable_storage(args.storage)
+    store = None if args.no_publish else open_artifact_store(args.storage, args.artifacts)
+    if store is not None:
+        check_output_dir(artifact_dir_for(args.storage, args.artifacts), "the artifact folder (or pass --no-publish)")
     optuna.logging.set_verbosity(logging.WARNING)
-    paths = write_report(
-        study, out, baseline=args.baseline, retrain=args.retrain, data_root=args.data_root,
-        subset=args.subset, device=device, importance_seed=args.importance_seed, log=print,
-        precision=args.precision,
-        seeds=args.seeds, storage_url=None if args.storage == DEFAULT_STORAGE else public_url(args.storage),
-    )
-    name_objective(study)  # after the checks: bad input writes nothing to the study
+    with storage_errors(args.storage):
+        paths = write_report(
+            study, out, baseline=args.baseline, retrain=args.retrain, data_root=args.data_root,
+            subset=args.subset, device=device, importance_seed=args.importance_seed, log=print,
+            precision=args.precision,
+            seeds=args.seeds, storage_url=None if args.storage == DEFAULT_STORAGE else public_url(args.storage),
+        )
+        name_objective(study)  # after the checks: bad input writes nothing to the study
     print(f"report written to {paths.markdown} ({len(paths.figures)} figures, {paths.trials_csv.name})")
-    if not args.no_publish:
-        store = open_artifact_store(args.storage, args.artifacts)
-        uploaded = publish_report(study, store, paths.out, dashboard_note(paths.markdown.read_text()))
+    if store is not None:
+        with storage_errors(args.storage):
+            uploaded = publish_report(study, store, paths.out, dashboard_note(paths.markdown.read_text()))
         print(f"published {len(uploaded)} file(s) and the study note for optuna-dashboard")
     return 0
 
 
+def default_out(study: str) -> Path:
+    return Path("reports") / safe_name(study)
+
+
+def _check_seeds_fit(study: optuna.Study, args: argparse.Namespace) -> None:
+    """V1's and V2's runs are seeded s..s+k-1 from each config's own seed s: all of them
+    must be seeds a run takes, checked before the first one trains."""
+    from search.report.collect import best_config, resolve_baseline
+
+    v1, _ = resolve_baseline(study, args.baseline)
+    v2, _ = best_config(study)
+    for name, cfg in (("V1", v1), ("V2", v2)):
+        try:
+            check_seed(cfg.seed, f"{name}'s seed", count=args.seeds)
+        except UserInputError as exc:
+            raise UserInputError(f"--seeds {args.seeds} is too many for this study: {exc}; "
+                                 "pass fewer --seeds") from None
+
+
 def public_url(url: str) -> str:
     """The storage URL as the report may print it: a password is never written out."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    return redact_url(url)
 
 
 def dashboard_note(report_markdown: str) -> str:

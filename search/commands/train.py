@@ -12,7 +12,15 @@ from model.memory import check_fits, data_bytes
 from model.train import NonFiniteLossError, evaluate, fit
 from search.best import best_config
 from search.commands._common import (
-    HELP_FORMAT, add_config_args, add_data_args, add_storage_arg, config_from_args, load_data, setup_hardware,
+    HELP_FORMAT,
+    add_config_args,
+    add_data_args,
+    add_storage_arg,
+    check_data_flags,
+    config_from_args,
+    load_data,
+    setup_hardware,
+    study_name_arg,
 )
 from search.commands._existing import open_existing_study
 from search.commands._paths import check_output_file
@@ -36,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="starting configuration: template = the lab's handout, v1 = the usual "
                    "hand-tuned answer (default: v1)")
-    p.add_argument("--study", default=None,
+    p.add_argument("--study", type=study_name_arg(), default=None,
                    help="start from a stored trial's recorded config instead of a preset: --trial N, "
                    "else the study's V2 (the best mean over repeats, as `report` picks it)")
     p.add_argument("--trial", type=int, default=None,
@@ -52,8 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_data_flags(args)  # --val-size 0 is allowed here: the epochs then go unscored
     if args.checkpoint:  # before the run, not after it: a bad path would waste the training
-        check_output_file(args.checkpoint, "--checkpoint")
+        check_output_file(args.checkpoint, "--checkpoint", args.storage)
     cfg = config_from_args(args, base=stored_trial_config(args))
     if args.dry_run:
         cfg = cfg.with_overrides(epochs=1)

@@ -14,6 +14,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
+
+from model.config import TrainConfig
 import pytest
 
 import search.report
@@ -129,7 +131,9 @@ def test_report_folder_name_is_cleaned(kept_study: str, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from search.cli import main
 
-    optuna.create_study(study_name="../../x", storage=kept_study)
+    study = optuna.create_study(study_name="../../x", storage=kept_study, direction="maximize")
+    cfg = TrainConfig(hidden_size=8, epochs=1).to_dict()  # report checks V2's seeds before training
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}, user_attrs={"config": cfg}))
     written: list[Path] = []
 
     def record(study: optuna.Study, out: Path, **kwargs: object) -> SimpleNamespace:
@@ -139,8 +143,10 @@ def test_report_folder_name_is_cleaned(kept_study: str, tmp_path: Path,
     monkeypatch.setattr(search.report, "write_report", record)
     monkeypatch.chdir(tmp_path)
     assert main(["report", "--study", "../../x", "--storage", kept_study, "--no-publish"]) == 0
-    assert written == [Path("reports") / "_.._x"]
-    assert safe_name("../../x") == "_.._x" and safe_name("...") == "study" and safe_name("a b/c") == "a_b_c"
+    assert written == [Path("reports") / safe_name("../../x")]
+    # Cleaned, plus a short hash of the real name so that two names never share a folder.
+    assert safe_name("../../x").startswith("_.._x-") and safe_name("...").startswith("study-")
+    assert safe_name("a b/c").startswith("a_b_c-") and safe_name("a_b_c") == "a_b_c"
 
 
 # --- data and space files -------------------------------------------------------------------
@@ -182,11 +188,11 @@ def test_space_file_that_is_not_text(tmp_path: Path, kept_study: str, fake_root:
     (["--weight-decay", "1e300"], "weight_decay must be at most"),
     (["--grad-clip", "inf"], "grad_clip must be finite"),
     (["--forget-bias", "nan"], "forget_bias must be finite"),
-    (["--seed", "99999999999999999999999"], "seed must be <="),
+    (["--seed", "99999999999999999999999"], "seed must be >= 0 and <= 2147483647"),
     (["--seed", "-1"], "seed must be >= 0"),
     (["--hidden-size", "99999999999999999999999"], "needs about"),
-    (["--val-size", "-5"], "--val-size must be between"),
-    (["--subset", "0"], "--subset must be between"),
+    (["--val-size", "-5"], "--val-size must be >= 0"),
+    (["--subset", "0"], "--subset must be >= 1"),
     # Trains up to 5 steps, then stops with one line.
     (["--lr", "1e38", "--optimizer", "sgd", "--momentum", "0", "--hidden-size", "8"], "this configuration diverges"),
 ])
@@ -199,8 +205,8 @@ def test_train_extreme_values(flags: list[str], needle: str, fake_root: Path,
 @pytest.mark.parametrize(("argv", "needle"), [
     (["compare-cells", "--cells", "rnn", "--hidden-size", "99999999999999999999999"], "needs about"),
     (["compare-cells", "--cells", "rnn", "--epochs", "-1"], "epochs must be >= 1"),
-    (["compare-cells", "--cells", "rnn", "--subset", "-3"], "--subset must be between"),
-    (["report", "--study", "kept", "--importance-seed", "-1"], "--importance-seed must be between"),
+    (["compare-cells", "--cells", "rnn", "--subset", "-3"], "--subset must be >= 1"),
+    (["report", "--study", "kept", "--importance-seed", "-1"], "--importance-seed must be >= 0"),
     (["report", "--study", "kept", "--importance-seed", "99999999999999999999999"], "--importance-seed"),
     (["report", "--study", "kept", "--subset", "1e9"], "invalid int value"),
     (["dashboard", "--port", "70000"], "--port must be in 0..65535"),

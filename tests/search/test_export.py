@@ -12,6 +12,7 @@ import pytest
 from tests.search.dash_study import BEST_NUMBER, STUDY, TRIALS, SmallStudy, make_small_study
 
 from search.cli import main
+from search.commands._paths import safe_name
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,8 @@ def test_study_name_cannot_escape_reports(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.chdir(tmp_path)
     assert main(["export", "--study", "../../evil", "--storage", url, "--format", "json"]) == 0
     assert [p.relative_to(tmp_path).as_posix() for p in (tmp_path / "reports").rglob("*.json")] == \
-        ["reports/_.._evil/trials.json"]
+        [f"reports/{safe_name('../../evil')}/trials.json"]
+    assert safe_name("../../evil").startswith("_.._evil-")  # cleaned, plus a hash of the real name
 
 
 def test_int_param_stays_int_when_some_trials_lack_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

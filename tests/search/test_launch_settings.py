@@ -74,6 +74,7 @@ def created(tmp_path: Path, tiny_space: Path, fake_root: Path) -> tuple[str, lis
     (["--seed", "2"], ["--seed 2 (the study was created with 1)"]),
     (["--seed", "2", "--val-size", "60"], ["--seed 2", "--val-size 60"]),  # every difference named
     (["--space", "quick"], ["the space (built-in space 'quick'"]),
+    (["--precision", "bf16"], ["--precision bf16 (the study was created with fp32)"]),
 ])
 def test_resume_with_other_defining_settings_is_refused(
     extra: list[str], needles: list[str], created: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
@@ -116,7 +117,8 @@ def test_a_changed_sampler_or_pruner_is_not_a_difference(created: tuple[str, lis
     ("--subset", "99999999999999999999", "--subset must be >= 1 and <= 59950"),
     ("--subset", "1000", "--subset must be between 1 and 250"),  # more than the fake set holds
     ("--seed", "-1", "--seed must be >= 0"),
-    ("--seed", str(SEED_LIMIT), "--seed must be >= 0 and <= 4294967295"),
+    ("--seed", str(SEED_LIMIT), "--seed must be >= 0 and <= 2147483647"),
+    ("--seed", "3000000000", "--seed must be >= 0 and <= 2147483647"),  # passed here, failed in TrainConfig
     ("--worker-index", "-1", "--worker-index must be >= 0"),
     ("--worker-index", "10000000000", "--worker-index must be >= 0"),
 ])

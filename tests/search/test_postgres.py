@@ -99,3 +99,23 @@ def test_killed_worker_on_postgres_then_resume(postgres_url: str, slow_space: Pa
     count = states(postgres_url, "killed")
     assert count["COMPLETE"] + count["PRUNED"] == 14
     assert count["RUNNING"] == 0 and count["WAITING"] == 0
+
+
+def test_no_password_in_what_launch_and_dashboard_print(postgres_url: str, tiny_space: Path,
+                                                        fake_root: Path) -> None:
+    """The server trusts local connections, so a URL with a password connects: everything
+    the commands print on a live server (plan, banner) must show it as ***."""
+    url = postgres_url.replace("postgres@", "postgres:hunter2@")
+    dry = start_cli(launch_args("pg-secret", 2, url, tiny_space, fake_root, "--dry-run"))
+    out, _ = dry.communicate(timeout=120)
+    assert dry.returncode == 0, out
+    assert "hunter2" not in out and "postgres:***@" in out, out
+    dash = start_cli(["dashboard", "--storage", url, "--port", "0"])
+    lines = []
+    for line in dash.stdout:
+        lines.append(line)
+        if "optuna-dashboard at" in line:
+            break
+    dash.kill()
+    dash.wait()
+    assert lines and "hunter2" not in "".join(lines) and "postgres:***@" in lines[-1], lines

@@ -105,3 +105,23 @@ def test_a_bad_warm_start_writes_nothing(flags: list[str], needle: str, tmp_path
     assert needle in err and len(err.strip().splitlines()) == 1, err
     assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["old"]
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_warm_start_queues_no_more_than_the_trials_still_missing(tmp_path: Path, fake_root: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """--n-trials 2 with --warm-start-k 3: the V1 baseline and the best configuration make
+    the 2 trials; the other 2 are left out with a note, not queued past N (a later resume
+    would otherwise run them first, whatever it was asked)."""
+    source_url = f"sqlite:///{tmp_path / 'old.db'}"
+    old_study(source_url)
+    space = tmp_path / "new.toml"
+    space.write_text(NEW_SPACE)
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    argv = launch_args("new", 2, url, space, fake_root, "--warm-start", "old", "--warm-start-storage", source_url,
+                       "--warm-start-k", "3", "--timeout", "1e-9")  # stop before any trial runs
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "queued 1 configuration(s) of study 'old' (2 left out: the study needs only 1 more trial(s)" in out
+    waiting = optuna.load_study(study_name="new", storage=url).get_trials(
+        states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs.get("warm_start") for t in waiting] == [None, "old#0"]  # V1, then the best
