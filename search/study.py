@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from model.config import TrainConfig
 from model.errors import UserInputError
+from search.connections import postgres_engine_kwargs, room_for_workers, server_room
 from search.pruning import FIRST_RUNG, PRUNERS, make_pruner  # re-exported: one home, search/pruning.py
 from search.space import SearchSpace
 
@@ -35,6 +36,7 @@ __all__ = [
     "SEED_LIMIT",
     "StudyError",
     "best_trial",
+    "check_connections",
     "check_ours",
     "check_resumable",
     "create_or_resume",
@@ -89,10 +91,8 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
         # the whole database for sqlite:///:memory:) never needs replacing.
         engine_kwargs["connect_args"] = {"timeout": 60, "isolation_level": None}
     elif backend == "postgresql":
-        # An unreachable host should fail in seconds, not after the OS's TCP timeout;
-        # pool_pre_ping replaces connections a server restart or idle timeout has closed.
-        engine_kwargs["connect_args"] = {"connect_timeout": 10}
-        engine_kwargs["pool_pre_ping"] = True
+        # Pool sized so K workers open a known number of connections (search/connections.py).
+        engine_kwargs = postgres_engine_kwargs()
     kwargs = {}
     if heartbeat:
         with warnings.catch_warnings():
@@ -114,6 +114,22 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"cannot open storage {_redact(url)}: {reason}") from None
     return storage
+
+
+def check_connections(url: str, workers: int) -> None:
+    """Refuse to start ``workers`` processes a PostgreSQL server has no connections for.
+
+    Past ``max_connections`` the server refuses new clients and a refused worker ends, so
+    the launch says so before starting any. Other backends (SQLite) have no such limit.
+    """
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        return  # open_storage words a malformed URL
+    room = server_room(url) if backend == "postgresql" else None
+    problem = None if room is None else room_for_workers(room, workers)
+    if problem:
+        raise StudyError(problem)
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from search.runner import format_params
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES
 from search.study import (
-    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, best_trial, check_resumable, create_or_resume,
+    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, best_trial, check_connections, check_resumable, create_or_resume,
     load_existing_study, make_sampler, open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
 )
 from search.warm_start import DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, warm_start_configs
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     pruner = settings.make_pruner()
     device = resolve_device(settings.device)
     plan = plan_workers(settings.workers, settings.threads, space, base, settings.n_images, device)
+    check_connections(settings.storage, plan.workers)  # PostgreSQL: room for every worker's pool
     starts = _read_warm_start(settings)  # reads only: a bad source study writes nothing
     if args.dry_run:
         print(f"study {settings.study!r} in {settings.storage}: {settings.n_trials} trials, sampler "
