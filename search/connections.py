@@ -13,19 +13,29 @@ study (the PostgreSQL benchmark's fake workers) uses exactly the service's engin
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import optuna
 import sqlalchemy
-from sqlalchemy.exc import SQLAlchemyError
+from optuna.storages import RDBStorage
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-__all__ = ["POOL_SIZE", "ServerRoom", "connections_needed", "postgres_engine_kwargs", "room_for_workers",
+__all__ = ["GRACE_SECONDS", "HEARTBEAT_SECONDS", "POOL_SIZE", "ReconnectingRDBStorage", "ServerRoom", "connections_needed", "postgres_engine_kwargs", "room_for_workers",
            "server_room"]
 
 # One connection for the trial's writes (main thread), one for Optuna's heartbeat thread.
 POOL_SIZE = 2
 # A checkout past the pool waits this long for a connection to come back, then fails.
 POOL_TIMEOUT_SECONDS = 60
-CONNECT_TIMEOUT_SECONDS = 10  # an unreachable host fails in seconds, not after the OS's TCP timeout
+HEARTBEAT_SECONDS = 10  # a killed worker's trial is failed and retried ~2x this later
+GRACE_SECONDS = 2 * HEARTBEAT_SECONDS
+CONNECT_TIMEOUT_SECONDS = 10
+# How long a storage call keeps retrying while the server is away (a restart, a failover).
+RECONNECT_SECONDS = 60.0  # an unreachable host fails in seconds, not after the OS's TCP timeout
 
 
 def postgres_engine_kwargs() -> dict[str, object]:
@@ -38,6 +48,55 @@ def postgres_engine_kwargs() -> dict[str, object]:
         "max_overflow": 0,  # a hard cap: K processes open at most K * POOL_SIZE connections
         "pool_timeout": POOL_TIMEOUT_SECONDS,
     }
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """A server restart or a dropped connection, not bad data: the call may run again.
+
+    Optuna wraps a failed commit in StorageInternalError; the database's error is its cause.
+    OperationalError is what the driver raises when the server closes the connection or
+    refuses a new one; the transaction was rolled back, so running the call again is safe.
+    """
+    while isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+def _retried(call: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(call)
+    def retry(self: RDBStorage, *args: Any, **kwargs: Any) -> Any:
+        give_up = time.monotonic() + RECONNECT_SECONDS
+        while True:
+            try:
+                return call(self, *args, **kwargs)
+            except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as exc:
+                if not _lost_connection(exc) or time.monotonic() > give_up:
+                    raise
+                self.scoped_session.remove()  # the session's connection is dead; the pool pre-pings anew
+                time.sleep(0.5)
+    return retry
+
+
+class ReconnectingRDBStorage(RDBStorage):
+    """RDBStorage whose calls ride out a server restart instead of ending the worker.
+
+    pool_pre_ping replaces a connection the restart closed, but only once the server is
+    back: a call made while it is down fails, and Optuna's optimize loop does not survive
+    a failed tell (the worker ends with UnboundLocalError). Each storage call therefore
+    retries for up to RECONNECT_SECONDS when the connection was lost.
+    """
+
+
+for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+              "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+              "get_study_user_attrs", "get_study_system_attrs", "get_all_studies", "create_new_trial",
+              "set_trial_param", "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
+              "set_trial_user_attr", "set_trial_system_attr", "get_trial_id_from_study_id_trial_number",
+              "get_trial_number_from_id", "get_trial", "get_all_trials", "get_n_trials", "get_best_trial",
+              "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs", "record_heartbeat",
+              # the private ones Optuna's cache and heartbeat call directly
+              "_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param"):
+    setattr(ReconnectingRDBStorage, _name, _retried(getattr(RDBStorage, _name)))
 
 
 def connections_needed(workers: int) -> int:

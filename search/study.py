@@ -22,7 +22,9 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from model.config import TrainConfig
 from model.errors import UserInputError
-from search.connections import postgres_engine_kwargs, room_for_workers, server_room
+from search.connections import (  # heartbeat constants re-exported for search/runner.py
+    GRACE_SECONDS, HEARTBEAT_SECONDS, ReconnectingRDBStorage, postgres_engine_kwargs, room_for_workers, server_room,
+)
 from search.pruning import FIRST_RUNG, PRUNERS, make_pruner  # re-exported: one home, search/pruning.py
 from search.space import SearchSpace
 
@@ -56,8 +58,6 @@ __all__ = [
 DEFAULT_STORAGE = "sqlite:///studies.db"
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 DEFAULT_SAMPLER = "tpe"  # the launch's default (replayed by benchmarks/replay.py)
-HEARTBEAT_SECONDS = 10  # a killed worker's trial is failed and retried ~2x this later
-GRACE_SECONDS = 2 * HEARTBEAT_SECONDS
 _SCHEMA_ATTEMPTS = 5
 _SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint|duplicate key|database is locked", re.IGNORECASE)
 _WORKER_SEED_STRIDE = 1_000_003  # a prime far above any study's trial count
@@ -194,7 +194,7 @@ def _create_rdb(url: str, engine_kwargs: dict[str, object], kwargs: dict[str, ob
             with warnings.catch_warnings():
                 # Heartbeats have been "experimental" since Optuna 2.8; the warning is noise here.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                kind = _ImmediateSQLiteStorage if sqlite else RDBStorage
+                kind = _ImmediateSQLiteStorage if sqlite else ReconnectingRDBStorage
                 return kind(url, engine_kwargs=engine_kwargs, **kwargs)
         except SQLAlchemyError as exc:
             if attempt + 1 == _SCHEMA_ATTEMPTS or not _SCHEMA_RACE.search(str(exc)):

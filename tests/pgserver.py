@@ -79,6 +79,12 @@ class PgServer:
         """``pg_ctl restart`` (fast mode): every client connection is closed by the server."""
         self.pg_ctl("restart", "-m", "fast", "-o", self.options, "-l", str(self.home / "server.log"), "-w")
 
+    def stop(self) -> None:
+        self.pg_ctl("stop", "-m", "fast", "-w")
+
+    def start(self) -> None:
+        self.pg_ctl("start", "-o", self.options, "-l", str(self.home / "server.log"), "-w")
+
     def sql(self, query: str) -> str:
         """One query through psql, as the superuser; the unaligned, tuples-only result."""
         return self.tool("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "studies",
