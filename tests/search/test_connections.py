@@ -12,7 +12,13 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.connections import POOL_SIZE, ServerRoom, connections_needed, room_for_workers, server_room
+from search.connections import (
+    POOL_SIZE,
+    ServerRoom,
+    connections_needed,
+    room_for_workers,
+    server_room,
+)
 from search.study import open_storage
 from tests.pgserver import PgServer, missing_postgres, postgres_server
 from tests.search.conftest import launch_args, start_cli

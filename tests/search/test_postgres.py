@@ -63,13 +63,13 @@ def test_killed_worker_on_postgres_then_resume(postgres_url: str, slow_space: Pa
 
 
 def _running_workers(storage: str, study: str) -> set[int]:
-    """Pids of the workers that hold a RUNNING trial with at least one epoch reported."""
+    """Pids of the workers that hold a RUNNING trial."""
     try:
         trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
     except KeyError:  # the study is not created yet
         return set()
     return {int(str(t.user_attrs["worker"]).rsplit(":", 1)[1]) for t in trials
-            if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values and "worker" in t.user_attrs}
+            if t.state == optuna.trial.TrialState.RUNNING and "worker" in t.user_attrs}
 
 
 @pytest.mark.slow
@@ -82,7 +82,7 @@ def test_server_restart_then_kill_wave_loses_nothing(postgres: PgServer, slow_sp
     """
     study, n = "faults", 12
     proc = start_cli(launch_args(study, n, postgres.url, slow_space, fake_root, "--workers", "4", "--threads", "1"))
-    wait_for(lambda: len(_running_workers(postgres.url, study)) >= 2, 120, "two workers mid-trial", poll=0.2)
+    wait_for(lambda: _running_workers(postgres.url, study), 120, "a worker mid-trial", poll=0.2)
     postgres.restart()
     before = {t.number for t in optuna.load_study(study_name=study, storage=postgres.url).get_trials()
               if t.state in FINISHED}
