@@ -82,7 +82,7 @@ def test_server_restart_then_kill_wave_loses_nothing(postgres: PgServer, slow_sp
     """
     study, n = "faults", 12
     proc = start_cli(launch_args(study, n, postgres.url, slow_space, fake_root, "--workers", "4", "--threads", "1"))
-    wait_for(lambda: _running_workers(postgres.url, study), 120, "a worker mid-trial", poll=0.2)
+    wait_for(lambda: _running_workers(postgres.url, study), 240, "a worker mid-trial", poll=0.2)
     postgres.restart()
     before = {t.number for t in optuna.load_study(study_name=study, storage=postgres.url).get_trials()
               if t.state in FINISHED}
