@@ -87,9 +87,9 @@ def test_server_restart_then_kill_wave_loses_nothing(postgres: PgServer, slow_sp
     before = {t.number for t in optuna.load_study(study_name=study, storage=postgres.url).get_trials()
               if t.state in FINISHED}
     # Trials finished after the restart prove the workers reconnected; then the kill wave.
-    wait_for(lambda: _finished_numbers(postgres.url, study) - before, 120, "a trial after the restart", poll=0.2)
+    wait_for(lambda: _finished_numbers(postgres.url, study) - before, 240, "a trial after the restart", poll=0.2)
     victims = wait_for(lambda: _running_workers(postgres.url, study), 60, "a worker mid-trial", poll=0.1)
-    victim = sorted(victims)[0]
+    victim = min(victims)
     os.kill(victim, signal.SIGKILL)
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
