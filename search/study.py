@@ -23,6 +23,9 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from model.config import MAX_SEED, TrainConfig
 from model.errors import UserInputError
+from search.connections import (  # heartbeat constants re-exported for search/runner.py
+    GRACE_SECONDS, HEARTBEAT_SECONDS, ReconnectingRDBStorage, postgres_engine_kwargs, room_for_workers, server_room,
+)
 from search.prior import is_prior
 from search.pruning import (  # re-exported: one home, search/pruning.py
     FIRST_RUNG,
@@ -42,6 +45,7 @@ __all__ = [
     "SEED_LIMIT",
     "StudyError",
     "best_trial",
+    "check_connections",
     "check_ours",
     "check_resumable",
     "create_or_resume",
@@ -61,8 +65,6 @@ __all__ = [
 DEFAULT_STORAGE = "sqlite:///studies.db"
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 DEFAULT_SAMPLER = "tpe"  # the launch's default (replayed by benchmarks/replay.py)
-HEARTBEAT_SECONDS = 10  # a killed worker's trial is failed and retried ~2x this later
-GRACE_SECONDS = 2 * HEARTBEAT_SECONDS
 _SCHEMA_ATTEMPTS = 5
 _SCHEMA_RACE = re.compile(r"already exists|UNIQUE constraint|duplicate key|database is locked", re.IGNORECASE)
 _WORKER_SEED_STRIDE = 1_000_003  # a prime far above any study's trial count
@@ -96,10 +98,8 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
         # the whole database for sqlite:///:memory:) never needs replacing.
         engine_kwargs["connect_args"] = {"timeout": 60, "isolation_level": None}
     elif backend == "postgresql":
-        # An unreachable host should fail in seconds, not after the OS's TCP timeout;
-        # pool_pre_ping replaces connections a server restart or idle timeout has closed.
-        engine_kwargs["connect_args"] = {"connect_timeout": 10}
-        engine_kwargs["pool_pre_ping"] = True
+        # Pool sized so K workers open a known number of connections (search/connections.py).
+        engine_kwargs = postgres_engine_kwargs()
     kwargs = {}
     if heartbeat:
         with warnings.catch_warnings():
@@ -121,6 +121,22 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
         reason = redact_text(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
         raise StudyError(f"cannot open storage {redact_url(url)}: {reason}") from None
     return storage
+
+
+def check_connections(url: str, workers: int) -> None:
+    """Refuse to start ``workers`` processes a PostgreSQL server has no connections for.
+
+    Past ``max_connections`` the server refuses new clients and a refused worker ends, so
+    the launch says so before starting any. Other backends (SQLite) have no such limit.
+    """
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        return  # open_storage words a malformed URL
+    room = server_room(url) if backend == "postgresql" else None
+    problem = None if room is None else room_for_workers(room, workers)
+    if problem:
+        raise StudyError(problem)
 
 
 @contextmanager
@@ -188,7 +204,7 @@ def _create_rdb(url: str, engine_kwargs: dict[str, object], kwargs: dict[str, ob
             with warnings.catch_warnings():
                 # Heartbeats have been "experimental" since Optuna 2.8; the warning is noise here.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                kind = _ImmediateSQLiteStorage if sqlite else RDBStorage
+                kind = _ImmediateSQLiteStorage if sqlite else ReconnectingRDBStorage
                 return kind(url, engine_kwargs=engine_kwargs, **kwargs)
         except SQLAlchemyError as exc:
             if attempt + 1 == _SCHEMA_ATTEMPTS or not _SCHEMA_RACE.search(str(exc)):

@@ -29,7 +29,7 @@ from search.runner import format_params, prepare_kernels
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES
 from search.study import (
-    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, StudyError, check_resumable, create_or_resume,
+    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, StudyError, check_connections, check_resumable, create_or_resume,
     load_existing_study, make_sampler, open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
 )
 from search.warm_start import (
@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     pruner = settings.make_pruner()
     device = resolve_device(settings.device)
     plan = plan_workers(settings.workers, settings.threads, space, base, settings.n_images, device)
+    check_connections(settings.storage, plan.workers)  # PostgreSQL: room for every worker's pool
     starts = _read_warm_start(settings)  # reads only: a bad source study writes nothing
     prior = _read_prior(settings)  # likewise
     if args.dry_run:

@@ -1,78 +1,39 @@
 """Many machines: the same CLI against a real PostgreSQL server that this module starts.
 
-The server is initialised in a temporary directory, listens on 127.0.0.1 on a free port
-(its unix socket in the same directory), and is stopped and removed afterwards. As root,
-initdb refuses to run, so the server runs as the ``postgres`` user Debian's package makes.
-Outside CI a machine without PostgreSQL skips these tests; under CI=true they must run.
+The server (tests/pgserver.py) runs on loopback in a temporary directory and is removed
+afterwards. Outside CI a machine without PostgreSQL skips these tests; under CI=true they must run.
 """
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 
-from tests.search.conftest import launch_args, start_cli, states
+from search.study import FINISHED
+from tests.pgserver import PgServer, missing_postgres, postgres_server
+from tests.search.conftest import launch_args, start_cli, states, wait_for
 from tests.search.test_crash_resume import kill_one_of_two_workers
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    pg_bin = _pg_bin()
-    missing = None
-    if pg_bin is None:
-        missing = "PostgreSQL server binaries (initdb) not found; apt-get install postgresql"
-    else:
-        try:
-            import psycopg  # noqa: F401  (SQLAlchemy 2.1's default postgresql:// driver)
-        except ImportError:
-            missing = "psycopg not installed; pip install 'psycopg[binary]'"
+def postgres() -> Iterator[PgServer]:
+    missing = missing_postgres()
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the PostgreSQL tests: {missing}")
         pytest.skip(missing)
-    as_root = os.geteuid() == 0
-    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
-    home = Path(tempfile.mkdtemp(prefix="lstm-search-pg-"))  # not under pytest's root-only tmp
-    if as_root:
-        shutil.chown(home, "postgres")
-    data, port = home / "data", _free_port()
+    with postgres_server() as server:
+        yield server
 
-    def pg(tool: str, *args: str) -> None:
-        subprocess.run([*run_as, str(pg_bin / tool), *args], check=True, capture_output=True, text=True)
 
-    try:
-        pg("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {home} -c fsync=off"
-        pg("pg_ctl", "-D", str(data), "-o", options, "-l", str(home / "server.log"), "-w", "start")
-        try:
-            pg("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "studies")
-            yield f"postgresql://postgres@127.0.0.1:{port}/studies"
-        finally:
-            pg("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+@pytest.fixture(scope="module")
+def postgres_url(postgres: PgServer) -> str:
+    return postgres.url
 
 
 @pytest.mark.slow
@@ -119,3 +80,51 @@ def test_no_password_in_what_launch_and_dashboard_print(postgres_url: str, tiny_
     dash.kill()
     dash.wait()
     assert lines and "hunter2" not in "".join(lines) and "postgres:***@" in lines[-1], lines
+
+
+def _running_workers(storage: str, study: str) -> set[int]:
+    """Pids of the workers that hold a RUNNING trial."""
+    try:
+        trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    except KeyError:  # the study is not created yet
+        return set()
+    return {int(str(t.user_attrs["worker"]).rsplit(":", 1)[1]) for t in trials
+            if t.state == optuna.trial.TrialState.RUNNING and "worker" in t.user_attrs}
+
+
+@pytest.mark.slow
+def test_server_restart_then_kill_wave_loses_nothing(postgres: PgServer, slow_space: Path, fake_root: Path) -> None:
+    """4 workers; the server restarted mid-trial, then a quarter of the workers SIGKILLed.
+
+    The workers' pooled connections die with the restart: they must reconnect (not end),
+    and the killed worker's trial must be failed by the heartbeat and re-run, so the study
+    ends with N finished trials, none lost, none duplicated, none left RUNNING.
+    """
+    study, n = "faults", 12
+    proc = start_cli(launch_args(study, n, postgres.url, slow_space, fake_root, "--workers", "4", "--threads", "1"))
+    wait_for(lambda: _running_workers(postgres.url, study), 240, "a worker mid-trial", poll=0.2)
+    postgres.restart()
+    before = {t.number for t in optuna.load_study(study_name=study, storage=postgres.url).get_trials()
+              if t.state in FINISHED}
+    # Trials finished after the restart prove the workers reconnected; then the kill wave.
+    wait_for(lambda: _finished_numbers(postgres.url, study) - before, 240, "a trial after the restart", poll=0.2)
+    victims = wait_for(lambda: _running_workers(postgres.url, study), 60, "a worker mid-trial", poll=0.1)
+    victim = min(victims)
+    os.kill(victim, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    trials = optuna.load_study(study_name=study, storage=postgres.url).get_trials(deepcopy=False)
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)), "duplicate trial numbers"
+    count = states(postgres.url, study)
+    assert count["COMPLETE"] + count["PRUNED"] >= n, out
+    assert count["RUNNING"] == 0 and count["WAITING"] == 0, count
+    killed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(killed) == 1 and str(killed[0].user_attrs["worker"]).endswith(f":{victim}"), out
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed[0].number]
+    assert len(retries) == 1 and retries[0].state in FINISHED, "the killed trial was not re-run"
+
+
+def _finished_numbers(storage: str, study: str) -> set[int]:
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    return {t.number for t in trials if t.state in FINISHED}
