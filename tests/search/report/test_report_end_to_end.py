@@ -148,7 +148,7 @@ def test_compare_cells_tunes_each_cell_on_the_same_budget(tiny_mnist: Path, tmp_
     (["compare-cells", "--cells", "lstm,tcn"], "--cells must list"),
     (["compare-cells", "--config", "best", "--trials", "0"], "--config best needs --study"),
     (["compare-cells", "--steps", "28,30"], "--steps must list divisors of 784"),
-    (["compare-cells", "--trials", "-1"], "--trials must be between 0"),
+    (["compare-cells", "--trials", "-1"], "--trials must be >= 0 and <= "),
 ])
 def test_bad_input_is_one_line_and_exit_2(
     argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
