@@ -58,6 +58,8 @@ def write_report(
 ) -> ReportPaths:
     """Write the report of ``study`` under ``out``; V1 and V2 are each run with ``seeds``
     seeds, retrained only when not cached in the study (or when ``retrain``).
+    Over 80 lines and 13 parameters: it is the report's orchestration, and issue 27 replaces
+    the parameters with a frozen final-run spec and the sections with a list of builders.
     ``precision`` (issue 16) overrides the precision both are retrained in; None keeps each
     configuration's own. ``storage_url`` goes into the report's ``train --study`` command.
     ``threads``: CPU threads for the final runs in all (default: torch's thread count, which
