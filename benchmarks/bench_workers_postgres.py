@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +50,6 @@ def worker(url: str, study_name: str, n: int, sleep: tuple[float, float], out: P
     from sqlalchemy.exc import OperationalError
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     engine_kwargs = postgres_engine_kwargs()
     engine_kwargs["connect_args"] = {**engine_kwargs["connect_args"], "application_name": "bench-worker"}
     rng = random.Random(os.getpid())

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import glob
-import warnings
 from pathlib import Path
 
 import optuna
 
+from model.config import TrainConfig
 from model.errors import UserInputError
 from search.prior import BUILTIN_STUDY, PRIOR_ATTR, check_compatible, prior_trials
-from search.space import load_space
 from search.settings import DEFINING_KEYS
-from model.config import TrainConfig
+from search.space import load_space
 
 SPLIT = {"seed": 0, "val_size": 5000, "subset": None, "prune_by": "progress", "precision": "fp32"}
 
@@ -34,7 +33,6 @@ def main() -> None:
     parser.add_argument("--sources", nargs="+", default=sorted(glob.glob("benchmarks/data/*.db")))
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     space = load_space("default")
     out = Path(args.out)
     out.unlink(missing_ok=True)

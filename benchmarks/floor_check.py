@@ -23,7 +23,6 @@ import argparse
 import math
 import random
 import statistics
-import warnings
 from dataclasses import dataclass
 
 import optuna
@@ -141,7 +140,6 @@ def main() -> None:
     args = parser.parse_args()
     banner("floor under Hyperband on recorded curves")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     for label in args.tables:
         curves, val_size = load_table(*TABLES[label])
         measure(label, curves, val_size, args.orders, args.seed)
