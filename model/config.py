@@ -25,6 +25,7 @@ __all__ = [
     "TrainConfig",
     "check_seed",
     "config_fields",
+    "field_flag",
 ]
 
 CELLS = ("lstm", "gru", "rnn")
@@ -146,6 +147,14 @@ def check_seed(value: int, what: str = "--seed", count: int = 1) -> None:
 
 def config_fields() -> tuple[str, ...]:
     return tuple(f.name for f in fields(TrainConfig))
+
+
+def field_flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field, or of a launch setting named like one
+    (``hidden_size`` -> ``--hidden-size``): the one rule that every command's flags, the
+    report's reproduce commands and the messages naming a flag follow. argparse turns the
+    flag back into the field's name (its ``dest``) by the reverse rule."""
+    return "--" + name.replace("_", "-")
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -28,7 +28,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from model.config import TrainConfig
+from model.config import TrainConfig, field_flag
 from model.errors import UserInputError
 from search.space import Categorical, FloatRange, IntRange, Param, SearchSpace
 
@@ -55,7 +55,7 @@ def check_compatible(source: optuna.Study, mine: dict[str, Any]) -> None:
     """Refuse a source scored on other images or steps, naming each difference."""
     theirs = source.user_attrs
     # A key the source never stored (a study made before it was) is not compared.
-    diffs = [f"--{key.replace('_', '-')} {theirs.get(key)} (this launch: {mine.get(key)})"
+    diffs = [f"{field_flag(key)} {theirs.get(key)} (this launch: {mine.get(key)})"
              for key in _SAME if key in theirs and theirs[key] != mine.get(key)]
     if diffs:
         raise UserInputError(f"--prior {source.study_name}: its scores are not comparable with this study's: "

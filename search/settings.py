@@ -22,7 +22,7 @@ from typing import Any
 
 import optuna
 
-from model.config import TrainConfig, check_seed
+from model.config import TrainConfig, check_seed, field_flag
 from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
 from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP, ConfirmPlan
@@ -186,8 +186,7 @@ def settings_differences(stored: dict[str, Any], settings: LaunchSettings) -> li
             diffs.append(f"the space ({settings.space.source}: {'; '.join(mine[key])}) differs from the "
                          f"study's ({was}: {'; '.join(stored[key])})")
         else:
-            flag = "--" + key.replace("_", "-")
-            diffs.append(f"{flag} {_show(mine[key])} (the study was created with {_show(stored[key])})")
+            diffs.append(f"{field_flag(key)} {_show(mine[key])} (the study was created with {_show(stored[key])})")
     return diffs
 
 

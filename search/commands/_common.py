@@ -16,6 +16,7 @@ from model.config import (
     RECURRENT_INITS,
     SCHEDULES,
     TrainConfig,
+    field_flag,
 )
 from model.data import DATA_ENV, MNIST_TRAIN_IMAGES, MnistSplits, load_splits
 from model.device import DEVICES, resolve_device
@@ -83,9 +84,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("hyperparameters (override the preset)")
     for f in fields(TrainConfig):
         kind = {"int": int, "float": float, "str": str}[str(f.type)]
-        flag = "--" + f.name.replace("_", "-")
         preset_values = ", ".join(f"{name}: {getattr(cfg, f.name)}" for name, cfg in PRESETS.items())
-        g.add_argument(flag, dest=f.name, type=kind, default=None, choices=_CHOICES.get(f.name),
+        g.add_argument(field_flag(f.name), dest=f.name, type=kind, default=None, choices=_CHOICES.get(f.name),
                        help=f"default: the preset's ({preset_values})")
 
 

@@ -12,13 +12,11 @@ import shlex
 from dataclasses import fields
 from typing import Any
 
-__all__ = ["field_flag", "format_flag_value", "train_command", "trial_command"]
+from model.config import field_flag
+
+__all__ = ["format_flag_value", "train_command", "trial_command"]
 
 PROG = "lstm-search"
-
-
-def field_flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def format_flag_value(value: Any) -> str:

@@ -12,13 +12,13 @@ import optuna
 import pytest
 
 from tests.search.conftest import REPO, launch_args
-from model.config import PRESETS
+from model.config import PRESETS, config_fields, field_flag
 from search.cli import build_parser, main
 from search.commands.launch import open_study
 from search.exits import EXIT_TRIALS_FAILING, run_reporting
 from search.pruning import DEFAULT_PRUNE_BY
 from search.runner import TrialsKeepFailing, run_trials
-from search.settings import LaunchSettings, settings_differences
+from search.settings import DEFINING_KEYS, LaunchSettings, settings_differences
 from search.study import SEED_LIMIT, create_or_resume, make_pruner, make_sampler, open_storage, sampler_seed
 
 TS = optuna.trial.TrialState
@@ -91,6 +91,19 @@ def test_a_changed_sampler_or_pruner_is_not_a_difference(created: tuple[str, lis
     assert settings_differences(stored, settings_of([*argv, "--sampler", "random", "--pruner", "median",
                                                      "--threads", "1", "--workers", "2"])) == []
     assert settings_differences(stored, settings_of([*argv, "--subset", "199"])) != []
+
+
+def _options(command: str) -> set[str]:
+    sub = next(a for a in build_parser()._subparsers._group_actions if a.choices)
+    return set(sub.choices[command]._option_string_actions)
+
+
+def test_every_flag_a_message_or_command_names_is_a_real_option() -> None:
+    """field_flag is the one field -> flag rule: the flags of `train`, the differences a
+    resume (or --prior: the same keys) names, and the report's reproduce commands all come from it."""
+    train, launch = _options("train"), _options("launch")
+    assert {field_flag(name) for name in config_fields()} <= train
+    assert {field_flag(key) for key in DEFINING_KEYS if key != "space_description"} <= launch
 
 
 @pytest.mark.parametrize(("flag", "value", "needle"), [
