@@ -38,6 +38,7 @@ __all__ = [
     "MAX_N_TRIALS",
     "MAX_THREADS",
     "MAX_TIMEOUT_SECONDS",
+    "check_data_flags",
     "check_range",
     "LaunchSettings",
     "settings_differences",
@@ -108,11 +109,7 @@ class LaunchSettings:
             deadline = time.time() + args.timeout
         check_seed(args.seed)
         # The score is validation accuracy: without validation images every trial is NaN.
-        check_range("--val-size", args.val_size, 1, MNIST_TRAIN_IMAGES - 1)
-        if args.subset is not None:
-            check_range("--subset", args.subset, 1, MNIST_TRAIN_IMAGES - args.val_size)
-        if args.threads is not None:
-            check_range("--threads", args.threads, 1, MAX_THREADS)
+        check_data_flags(args, min_val_size=1)
         check_range("--worker-index", args.worker_index, 0, 1_000_000)
         warm_k = getattr(args, "warm_start_k", DEFAULT_WARM_START_K)
         check_range("--warm-start-k", warm_k, 1, 10_000)
@@ -207,6 +204,19 @@ def _confirm_args(args: argparse.Namespace, deadline: float | None) -> tuple[int
     if deadline is None or top == 0:
         return top, seeds, deadline
     return top, seeds, deadline - share * args.timeout
+
+
+def check_data_flags(args: argparse.Namespace, min_val_size: int = 0) -> None:
+    """--val-size, --subset and --threads within their bounds, for every command that
+    trains, before any work: ``min_val_size`` is 1 where a validation score is needed
+    (launch), 0 where not (train, report, compare-cells)."""
+    val_size = getattr(args, "val_size", 0)
+    if hasattr(args, "val_size"):
+        check_range("--val-size", val_size, min_val_size, MNIST_TRAIN_IMAGES - 1)
+    if args.subset is not None:
+        check_range("--subset", args.subset, 1, MNIST_TRAIN_IMAGES - val_size)
+    if args.threads is not None:
+        check_range("--threads", args.threads, 1, MAX_THREADS)
 
 
 def check_range(flag: str, value: int, low: int, high: int) -> None:

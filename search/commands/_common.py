@@ -22,8 +22,20 @@ from model.data import DATA_ENV, MNIST_TRAIN_IMAGES, MnistSplits, load_splits
 from model.device import DEVICES, resolve_device
 from model.errors import UserInputError
 from search.names import check_study_name
-from search.settings import MAX_THREADS, check_range
+from search.settings import check_data_flags
 from search.study import DEFAULT_STORAGE
+
+__all__ = [
+    "HELP_FORMAT",
+    "add_config_args",
+    "add_data_args",
+    "add_storage_arg",
+    "check_data_flags",  # search/settings.py's, here beside the flags it checks
+    "config_from_args",
+    "load_data",
+    "setup_hardware",
+    "study_name_arg",
+]
 
 
 class HelpFormat(argparse.ArgumentDefaultsHelpFormatter):
@@ -95,21 +107,9 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     return base.with_overrides(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
 
-def check_data_flags(args: argparse.Namespace, min_val_size: int = 0) -> None:
-    """--val-size, --subset and --threads within the bounds ``launch`` checks too, before
-    any work: ``min_val_size`` is 1 where a validation score is needed, 0 where not."""
-    val_size = getattr(args, "val_size", 0)
-    if hasattr(args, "val_size"):
-        check_range("--val-size", val_size, min_val_size, MNIST_TRAIN_IMAGES - 1)
-    if args.subset is not None:
-        check_range("--subset", args.subset, 1, MNIST_TRAIN_IMAGES - val_size)
-    if args.threads is not None:
-        check_range("--threads", args.threads, 1, MAX_THREADS)
-
-
 def setup_hardware(args: argparse.Namespace) -> torch.device:
+    """Apply --threads and resolve --device; check_data_flags has checked them already."""
     if args.threads is not None:
-        check_range("--threads", args.threads, 1, MAX_THREADS)
         torch.set_num_threads(args.threads)
     return resolve_device(args.device)
 
