@@ -2,6 +2,16 @@
 
 Every script prints the exact command that produced its figures, the date, torch's
 version, the thread count and the device, so RESULTS.md can quote them verbatim.
+
+Every script runs the same way, from the repository root:
+
+    PYTHONPATH=. python benchmarks/NAME.py [options]
+
+and imports this checkout by package name (``benchmarks._common``, ``model``, ``search``,
+``tests.fakes``), never by editing ``sys.path``. Why this form: it is the one RESULTS.md has
+always quoted (and ``banner`` prints), it measures the checkout's own code even where an
+older copy of the project is installed, and it is plain Python (``python -m
+benchmarks.NAME`` works the same). tests/benchmarks/test_scripts.py holds every script to it.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import time
 import torch
 from torch import Tensor, nn
 
-from _common import NNLSTMClassifier, banner, median
+from benchmarks._common import NNLSTMClassifier, banner, median
 from model.config import PRESETS
 from model.data import load_splits, resolve_data_root
 from model.train import make_optimizer, train_one_epoch

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from _common import banner
+from benchmarks._common import banner
 
 CHILD = """
 import resource, sys, torch, optuna

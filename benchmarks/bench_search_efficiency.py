@@ -19,7 +19,7 @@ import time
 import optuna
 import torch
 
-from _common import banner, median
+from benchmarks._common import banner, median
 from model.config import PRESETS
 from model.data import load_splits
 from search.objective import Objective

@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 import torch
 
-from _common import (
+from benchmarks._common import (
     NNLSTMClassifier,
     banner,
     matmul_peak_gflops,

@@ -14,7 +14,7 @@ import argparse
 import multiprocessing as mp
 import os
 
-from _common import banner, median
+from benchmarks._common import banner, median
 
 
 def _worker(threads: int, hidden: int, batch: int, seconds: float, queue: mp.Queue) -> None:
@@ -23,7 +23,7 @@ def _worker(threads: int, hidden: int, batch: int, seconds: float, queue: mp.Que
     import torch
 
     torch.set_num_threads(threads)
-    from _common import time_train_steps
+    from benchmarks._common import time_train_steps
     from model.classifier import LSTMClassifier
 
     run = time_train_steps(LSTMClassifier(28, hidden), batch, steps=4, device=torch.device("cpu"))

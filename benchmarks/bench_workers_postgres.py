@@ -11,7 +11,7 @@ duplicate / RUNNING trials. With ``--faults`` the server is restarted once mid-r
 quarter of the workers are SIGKILLed; the rest must still end the study at N finished.
 ``--real-ks`` also runs ``lstm-search launch --workers K`` with tiny real trials.
 
-    python benchmarks/bench_workers_postgres.py --ks 8,16,32,64 --trials-per-worker 3 --fault-ks 16,64
+    PYTHONPATH=. python benchmarks/bench_workers_postgres.py --ks 8,16,32,64 --trials-per-worker 3 --fault-ks 16,64
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -41,6 +39,8 @@ from search.connections import (
     ReconnectingRDBStorage,
     postgres_engine_kwargs,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -6,7 +6,7 @@ workers, trials, lock errors (in the workers' output), failed / stuck / lost tri
 the throughput. Very short trials (~0.2 s) put the storage under far more write load
 than real ones (minutes each), so zero errors here leaves a wide margin.
 
-    python benchmarks/bench_workers_sqlite.py --workers 4 --trials 200
+    PYTHONPATH=. python benchmarks/bench_workers_sqlite.py --workers 4 --trials 200
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import optuna
 
+from tests.fakes import TINY_SPACE, write_fake_mnist
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.fakes import TINY_SPACE, write_fake_mnist  # noqa: E402
 
 
 

@@ -7,8 +7,8 @@ launch; the report's V1 and V2 then train with that seed on 10,000 training imag
 README's `report --subset 10000`) and are scored on the test set. Prints one line per seed (V1 and V2 test accuracy, the V2 trial,
 wall time of the search and of the report) and the count of seeds where V2 > V1.
 
-    LSTM_SEARCH_DATA=../shared/mnist python benchmarks/demo_seeds.py            # seeds 0 1 2
-    LSTM_SEARCH_DATA=../shared/mnist python benchmarks/demo_seeds.py --seeds 3 4
+    LSTM_SEARCH_DATA=../shared/mnist PYTHONPATH=. python benchmarks/demo_seeds.py            # seeds 0 1 2
+    LSTM_SEARCH_DATA=../shared/mnist PYTHONPATH=. python benchmarks/demo_seeds.py --seeds 3 4
 
 The install step of the README's command is not timed here: it depends on whether pip
 finds torch in its cache. Nor is the C++ kernels' one-time build unless their cache is empty:
@@ -28,12 +28,11 @@ from pathlib import Path
 
 import optuna
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
+from benchmarks._common import banner
+from search.report.collect import best_config, resolve_baseline
+from search.report.retrain import cache_key, cached_run
 
-from benchmarks._common import banner  # noqa: E402
-from search.report.collect import best_config, resolve_baseline  # noqa: E402
-from search.report.retrain import cache_key, cached_run  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # The README's first command after the install, split into its two service calls.
 LAUNCH = ["launch", "--study", "demo", "--space", "quick", "--subset", "10000", "--n-trials", "20", "--timeout", "240"]

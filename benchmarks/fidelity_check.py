@@ -9,8 +9,8 @@ retrained by the service at the table's fidelity: a study `fidelity-10k` in the 
 database gets them enqueued and `lstm-search launch` runs them (random sampler, no pruner,
 one worker on one thread, exactly the recording command of record_curves.py).
 
-    LSTM_SEARCH_DATA=../shared/mnist python benchmarks/fidelity_check.py --live runs/curves.db
-    python benchmarks/fidelity_check.py --summary-only
+    LSTM_SEARCH_DATA=../shared/mnist PYTHONPATH=. python benchmarks/fidelity_check.py --live runs/curves.db
+    PYTHONPATH=. python benchmarks/fidelity_check.py --summary-only
 
 Prints each configuration's two final validation accuracies and Spearman's rho (and
 Kendall's tau) between them; writes benchmarks/data/fidelity.csv.
@@ -29,13 +29,12 @@ import pandas as pd
 from optuna.trial import TrialState
 from scipy.stats import kendalltau, spearmanr
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
+from benchmarks._common import banner
+from benchmarks.record_curves import DATA, DB, _copy_sqlite, launch_command
+from model.config import TrainConfig
+from search.space import load_space
 
-from benchmarks._common import banner  # noqa: E402
-from benchmarks.record_curves import DB, DATA, _copy_sqlite, launch_command  # noqa: E402
-from model.config import TrainConfig  # noqa: E402
-from search.space import load_space  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 STUDY = "fidelity-10k"
 FULL = DATA / "issue6-2h-2026-11-22-trials.csv"

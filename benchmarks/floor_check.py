@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from _common import banner
+from benchmarks._common import banner
 from search.pruning import make_pruner, reported_step
 
 TABLES = {  # name -> (storage, study): studies whose trials all ran to the end

@@ -20,7 +20,7 @@ One row per arm is appended to the CSV (benchmarks/paired_csv.py).
 Resumable: an arm already in the CSV is skipped; an arm whose search was interrupted
 resumes its study with the budget it has left (the launch's wall time is saved every few
 seconds beside the study); a final run already in the study is not trained again. Then
-`python benchmarks/paired_summary.py` prints the paired edge.
+`PYTHONPATH=. python benchmarks/paired_summary.py` prints the paired edge.
 """
 
 from __future__ import annotations
@@ -37,9 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
-
 import optuna
 import torch
 
@@ -51,6 +48,8 @@ from model.errors import UserInputError
 from search.best import best_config as best_of
 from search.report.collect import best_config
 from search.report.retrain import cache_key, cached_run, load_final_data, run_final, store_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CSV = ROOT / "benchmarks" / "data" / "paired_runs.csv"
 STUDIES = ROOT / "benchmarks" / "data" / "paired"

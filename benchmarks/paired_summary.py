@@ -6,8 +6,8 @@ complete pairs (both arms scored with the same final-run images), the mean test 
 pairs (seeded, so the same table prints the same interval), the share of pairs the
 default won (ties counted apart), and the mean validation edge beside it.
 
-    python benchmarks/paired_summary.py
-    python benchmarks/paired_summary.py --csv my_runs.csv --resamples 20000
+    PYTHONPATH=. python benchmarks/paired_summary.py
+    PYTHONPATH=. python benchmarks/paired_summary.py --csv my_runs.csv --resamples 20000
 
 The last line is `paired edge X pp [lo, hi] n=N` for the 45-minute budget (--headline);
 with no 45-minute pair yet it is `paired edge nan pp [nan, nan] n=0`.
@@ -23,10 +23,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
-
 from benchmarks.paired_csv import read_rows
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CSV = ROOT / "benchmarks" / "data" / "paired_runs.csv"
 HEADLINE_BUDGET = 45.0

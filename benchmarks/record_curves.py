@@ -8,8 +8,8 @@ exported as one long CSV (a row per trial and epoch, the config's fields repeate
 
 Run by hand, not in CI (about 2 minutes of one core per configuration; hours in all):
 
-    LSTM_SEARCH_DATA=../shared/mnist python benchmarks/record_curves.py             # run/resume, export
-    python benchmarks/record_curves.py --export-only                              # CSV from the database
+    LSTM_SEARCH_DATA=../shared/mnist PYTHONPATH=. python benchmarks/record_curves.py             # run/resume, export
+    PYTHONPATH=. python benchmarks/record_curves.py --export-only                              # CSV from the database
 
 The study lives in benchmarks/data/curves.db, committed with the CSV, so a later session
 resumes it with the same command (the random sampler is reseeded by the trial count, so a
@@ -31,10 +31,9 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
+from model.config import TrainConfig, config_fields
 
-from model.config import TrainConfig, config_fields  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DATA = ROOT / "benchmarks" / "data"
 DB = DATA / "curves.db"

@@ -15,8 +15,8 @@ neighbour keeps every replayed curve a real one (its warm-up, its late jump unde
 one-cycle schedule, its noise): what a pruner sees is exactly what it would have seen.
 The price is that the search runs over the recorded set, like LCBench's tabular mode.
 
-    python benchmarks/replay.py                       # the default comparison (< 10 min, 2 cores)
-    python benchmarks/replay.py --seeds 50 --strategies random/none tpe/hyperband tpe/hyperband-progress
+    PYTHONPATH=. python benchmarks/replay.py                       # the default comparison (< 10 min, 2 cores)
+    PYTHONPATH=. python benchmarks/replay.py --seeds 50 --strategies random/none tpe/hyperband tpe/hyperband-progress
 
 Prints, per strategy: the median and spread (25-75%) of the time to reach the table's
 top-1% validation accuracy (and the median time to its top 5%: the top-1% target is one
@@ -54,9 +54,6 @@ import optuna
 import pandas as pd
 from scipy.stats import spearmanr
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from anywhere in the repository
-
 from benchmarks._common import banner, train_flop_per_sample
 from model.config import TrainConfig, config_fields
 from search.pruning import (
@@ -69,6 +66,8 @@ from search.pruning import (
 )
 from search.space import Categorical, SearchSpace, load_space
 from search.study import DEFAULT_SAMPLER, make_sampler
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TABLE = ROOT / "benchmarks" / "data" / "curves.csv"
 # What `lstm-search launch` does with no options, spelled sampler/pruner[-progress][:sN].

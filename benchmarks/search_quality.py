@@ -25,11 +25,9 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the repo
-
-from benchmarks._common import banner  # noqa: E402
-from model.config import PRESETS, TrainConfig  # noqa: E402
-from search.report.retrain import cache_key  # noqa: E402
+from benchmarks._common import banner
+from model.config import PRESETS, TrainConfig
+from search.report.retrain import cache_key
 
 HAND_RECIPE_ACC = 0.992  # issue 6: hidden 256, AdamW, one-cycle 2e-3, batch 128, clip 1, b_f 1, 15 epochs
 TARGET_ACC = 0.993
