@@ -49,7 +49,7 @@ from model.classifier import LSTMClassifier
 from model.precision import PRECISIONS, bf16_speedup, resolve_precision
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--batch", type=int, nargs="+", default=[64, 128, 256])
@@ -83,10 +83,12 @@ def main() -> None:
         help="fp32 table: also time ours with every product through ATen's BLAS (MKL on x86), "
         "where the default here is oneDNN's matmul (model.lstm_ext.set_onednn_gemm)",
     )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads[0])
-    device = torch.device(args.device)
-    banner("training throughput: LSTMClassifier vs nn.LSTM")
+    return parser.parse_args()
+
+
+def describe_kernels(device: torch.device, args: argparse.Namespace) -> str:
+    """Print how the C++ kernels are set up here (thread split, build, precision probe, GEMM
+    backend); returns the table to time: fp32 or bf16 (what ``auto`` picks here)."""
     from model import lstm_ext
 
     if args.min_parallel is not None:
@@ -108,6 +110,15 @@ def main() -> None:
     if args.packed_gemm:
         print(f"# packed GEMM available: {lstm_ext.set_packed_gemm(True)}")
         lstm_ext.set_packed_gemm(False)
+    return table
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads[0])
+    device = torch.device(args.device)
+    banner("training throughput: LSTMClassifier vs nn.LSTM")
+    table = describe_kernels(device, args)
     for threads in args.threads:
         torch.set_num_threads(threads)
         print(f"\n# threads {torch.get_num_threads()}  load avg {_load()}")

@@ -56,16 +56,17 @@ from scipy.stats import spearmanr
 
 from benchmarks._common import banner, train_flop_per_sample
 from model.config import TrainConfig, config_fields
+from search.objective import search_config
 from search.pruning import (
     DEFAULT_PRUNE_BY,
     DEFAULT_PRUNER,
     DEFAULT_STARTUP,
     make_pruner,
-    reported_step,
+    report_epoch,
     rung_epochs,
 )
 from search.space import Categorical, SearchSpace, load_space
-from search.study import DEFAULT_SAMPLER, make_sampler
+from search.study import DEFAULT_SAMPLER, create_or_resume, make_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -226,24 +227,42 @@ class RunResult:
     trials: int
 
 
+def replay_study(strategy: str, seed: int, table: Table, space: SearchSpace) -> tuple[optuna.Study, bool]:
+    """A study with the strategy's real sampler and pruner, made as the service makes one
+    (V1 enqueued as trial 0, its config stored) when the table recorded V1; and whether the
+    strategy counts steps by progress."""
+    sampler_name, base_pruner, progress, first, startup = parse_strategy(strategy)
+    epochs = [len(c) for c in table.val_acc]
+    pruner = make_pruner(base_pruner, max(epochs), min(epochs), progress=progress, first=first, startup=startup)
+    sampler = make_sampler(sampler_name, seed)
+    # A fixed name: Hyperband assigns trials to brackets by a hash of the study name, so an
+    # unnamed study (a random name) made replays of one seed differ from run to run.
+    name = f"replay-{strategy}-{seed}"
+    if table.baseline is None:
+        return optuna.create_study(study_name=name, direction="maximize", sampler=sampler, pruner=pruner), progress
+    v1 = TrainConfig.from_dict(table.configs[table.baseline])
+    study, _ = create_or_resume(name, optuna.storages.InMemoryStorage(), sampler, pruner, space, v1, settings={})
+    return study, progress
+
+
+def replay_trial(trial: optuna.Trial, row: int, table: Table, progress: bool, start: float) -> tuple[float, bool]:
+    """Report row ``row``'s recorded curve to the trial epoch by epoch as the objective
+    reports a training run's; returns the simulated clock when it stops, and whether pruned."""
+    curve, secs = table.val_acc[row], table.seconds[row]
+    t, n = start, len(curve)
+    for e in range(n):
+        t += secs[e]
+        if report_epoch(trial, float(curve[e]), e + 1, n, progress=progress):
+            return t, True
+    return t, False
+
+
 def replay_once(
     strategy: str, seed: int, table: Table, space: SearchSpace, workers: int, budget: float,
     target: float, budgets: Sequence[float], top5: float,
 ) -> RunResult:
-    sampler_name, base_pruner, progress, first, startup = parse_strategy(strategy)
-    epochs = [len(c) for c in table.val_acc]
-    max_epochs, min_epochs = max(epochs), min(epochs)
-    pruner = make_pruner(base_pruner, max_epochs, min_epochs, progress=progress, first=first, startup=startup)
-    # A fixed name: Hyperband assigns trials to brackets by a hash of the study name, so an
-    # unnamed study (a random name) made replays of one seed differ from run to run.
-    study = optuna.create_study(study_name=f"replay-{strategy}-{seed}", direction="maximize",
-                                sampler=make_sampler(sampler_name, seed), pruner=pruner)
+    study, progress = replay_study(strategy, seed, table, space)
     nearest = NearestTable(table, space)
-    best_acc = float(table.final.max())
-    if table.baseline is not None:  # the service runs V1 first in every study
-        v1 = TrainConfig.from_dict(table.configs[table.baseline])
-        study.enqueue_trial(space.params_of(v1), user_attrs={"baseline": "v1"})
-
     clock = [0.0] * workers
     best_by_time: list[tuple[float, float]] = []  # (time, value) of each complete trial
     started = pruned_top = 0
@@ -251,43 +270,23 @@ def replay_once(
     while min(clock) < budget:
         w = int(np.argmin(clock))
         trial = study.ask()
-        if trial.user_attrs.get("baseline") and table.baseline is not None:
-            v1 = TrainConfig.from_dict(table.configs[table.baseline])
-            space.suggest(trial, v1, only=space.params_of(v1))
-            row = table.baseline
-        else:
-            cfg = space.suggest(trial, TrainConfig())
-            row = nearest.nearest({name: getattr(cfg, name) for name in space.params})
-        curve, secs = table.val_acc[row], table.seconds[row]
-        is_top = curve[-1] >= top5
+        cfg = search_config(trial, space, TrainConfig())  # the objective's own draw, V1 included
+        is_v1 = bool(trial.user_attrs.get("baseline"))
+        row = table.baseline if is_v1 else nearest.nearest({name: getattr(cfg, name) for name in space.params})
+        is_top = table.val_acc[row][-1] >= top5
         started += is_top
-        t = clock[w]
-        state, value = optuna.trial.TrialState.COMPLETE, None
-        n = len(curve)
-        for e in range(n):
-            t += secs[e]
-            trial.report(float(curve[e]), reported_step(e + 1, n) if progress else e + 1)
-            # Asked after every epoch, as the objective does (successive halving records a
-            # trial's rung only when asked); a trial whose last epoch is done is not pruned.
-            if trial.should_prune() and e + 1 < n:
-                state = optuna.trial.TrialState.PRUNED
-                break
-        if state == optuna.trial.TrialState.PRUNED:
+        clock[w], pruned = replay_trial(trial, row, table, progress, clock[w])
+        if pruned:
             pruned_top += is_top
-            study.tell(trial, state=state)
-        else:
-            value = float(curve[-1])
-            study.tell(trial, value)
-            best_by_time.append((t, value))
-            if value >= target:
-                first_hit = min(first_hit, t)
-            if value >= top5:
-                first_top5 = min(first_top5, t)
-        clock[w] = t
-    regret = []
-    for b in budgets:
-        values = [v for when, v in best_by_time if when <= b]
-        regret.append(best_acc - max(values) if values else best_acc)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        value = float(table.val_acc[row][-1])
+        study.tell(trial, value)
+        best_by_time.append((clock[w], value))
+        first_hit = min(first_hit, clock[w]) if value >= target else first_hit
+        first_top5 = min(first_top5, clock[w]) if value >= top5 else first_top5
+    best_acc = float(table.final.max())
+    regret = [best_acc - max((v for when, v in best_by_time if when <= b), default=0.0) for b in budgets]
     return RunResult(first_hit, first_top5, regret, started, pruned_top, len(study.trials))
 
 
@@ -324,37 +323,34 @@ def rung_correlations(table: Table) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", type=Path, default=TABLE, help="learning-curve CSV (record_curves.py)")
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), help="sampler/pruner pairs")
-    # 40: at 20, one strategy's median time to the best configuration moved from 25 to 77
-    # table minutes between two runs of different bracket hashes.
+    # 40: at 20, one strategy's median time to the best configuration moved several-fold
+    # between two runs of different bracket hashes.
     p.add_argument("--seeds", type=int, default=40, help="replays per strategy")
     p.add_argument("--workers", type=int, default=2, help="simulated parallel workers (the service's default here)")
     # 2x: at 1x a plain random sweep reaches the top-1% target in only about half of the
-    # seeds (27 configurations), so medians of time to target were censored (infinite).
+    # seeds, so medians of time to target were censored (infinite).
     p.add_argument("--budget-factor", type=float, default=2.0,
                    help="budget = this x the time to train every recorded configuration once, over the workers")
     p.add_argument("--jobs", type=int, default=2, help="processes running replays")
     p.add_argument("--val-images", type=int, default=5000, help="validation images the table was scored on")
-    args = p.parse_args(argv)
-    banner("search strategies replayed on the learning-curve table")
-    table = load_table(args.table)
-    space = table_space(load_space("default"), table)
-    final = table.final
-    target = float(np.quantile(final, 0.99))
-    top5 = float(np.quantile(final, 0.95))
-    budget = args.budget_factor * table.full_seconds().sum() / args.workers
-    budgets = [f * budget for f in BUDGET_FRACTIONS]
-    print(f"table: {args.table.relative_to(ROOT) if args.table.is_relative_to(ROOT) else args.table}: "
-          f"{len(final)} configurations, {sum(len(c) for c in table.val_acc)} epochs; best final val acc "
-          f"{100 * final.max():.2f}%, top-1% target {100 * target:.2f}%, top-5% {100 * top5:.2f}%")
-    print(f"simulated {args.workers} workers, budget {budget / 3600:.2f} h of table time "
+    return p.parse_args(argv)
+
+
+def describe_table(args: argparse.Namespace, table: Table, space: SearchSpace, budgets: list[float]) -> None:
+    """What the replays run on: the table, its targets, the budget, how faithful the lookup is
+    and how well each rung ranks the curves."""
+    final, target, top5 = table.final, *targets(table)
+    shown = args.table.relative_to(ROOT) if args.table.is_relative_to(ROOT) else args.table
+    print(f"table: {shown}: {len(final)} configurations, {sum(len(c) for c in table.val_acc)} epochs; best final "
+          f"val acc {100 * final.max():.2f}%, top-1% target {100 * target:.2f}%, top-5% {100 * top5:.2f}%")
+    print(f"simulated {args.workers} workers, budget {budgets[-1] / 3600:.2f} h of table time "
           f"(regret at {', '.join(f'{b / 3600:.2f} h' for b in budgets)}), {args.seeds} seeds per strategy")
     held = [name for name in load_space("default").params if name not in space.params]
-    print(f"searched: {', '.join(space.params)}"
-          + (f"; held fixed by the table: {', '.join(held)}" if held else ""))
+    print(f"searched: {', '.join(space.params)}" + (f"; held fixed by the table: {', '.join(held)}" if held else ""))
     tied, se = tied_with_best(final, args.val_images)
     print(f"rows within one standard error ({100 * se:.2f} pp on {args.val_images} validation images) of the "
           f"best: {tied} of {len(final)}")
@@ -362,13 +358,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     fidelity = mapping_fidelity(table, space)
     print("Spearman(sampled value, value of the replayed nearest row), 400 random draws: "
           + ", ".join(f"{name} {rho:.2f}" for name, rho in fidelity.items()) + "\n")
-
-    corr = rung_correlations(table)
-    pivot = corr.pivot_table(index="group", columns="rung", values="spearman", sort=False)
+    pivot = rung_correlations(table).pivot_table(index="group", columns="rung", values="spearman", sort=False)
     print("Spearman(value at rung, final value), by group (n per cell in the CSV):")
     print(pivot.to_string(float_format=lambda v: f"{v:.2f}"))
     print()
 
+
+def targets(table: Table) -> tuple[float, float]:
+    """The top-1% and top-5% final validation accuracy of the table's rows."""
+    return float(np.quantile(table.final, 0.99)), float(np.quantile(table.final, 0.95))
+
+
+def summary_row(strategy: str, rs: list[RunResult]) -> dict[str, Any]:
+    """One strategy's line: medians over its seeds."""
+    ttt = np.array([r.time_to_target for r in rs])
+    # Runs that never reach the target count as infinitely slow (censored), so the median
+    # is an observed value, not an interpolation with infinity.
+    q25, q50, q75 = (np.quantile(ttt, q, method="inverted_cdf") / 60 for q in (0.25, 0.5, 0.75))
+    row = {"strategy": strategy, "reached": f"{np.isfinite(ttt).sum()}/{len(ttt)}",
+           "ttt median min": q50, "ttt 25-75%": f"{q25:.0f}-{q75:.0f}"}
+    # The top-1% target is one or two configurations whose lead over the next is often
+    # below the validation set's noise; the top-5% time says whether a strategy gets
+    # among the best at all.
+    row["top5% ttt min"] = np.quantile([r.time_to_top5 for r in rs], 0.5, method="inverted_cdf") / 60
+    for i, f in enumerate(BUDGET_FRACTIONS):
+        row[f"regret@{f:g} pp"] = 100 * float(np.median([r.regret[i] for r in rs]))
+    row["top5% pruned"] = f"{sum(r.top_pruned for r in rs)}/{sum(r.top_started for r in rs)}"
+    row["trials"] = float(np.median([r.trials for r in rs]))
+    return row
+
+
+def print_summary(rows: list[dict[str, Any]], rows_in_table: int, seconds: float) -> None:
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(f"\n(replays took {seconds:.0f} s; ttt = time to target in minutes of "
+          "table time; regret in percentage points of validation accuracy, median over seeds)")
+    top5_min = {row["strategy"]: row["top5% ttt min"] for row in rows}
+    if BASELINE_STRATEGY in top5_min:
+        print(f"(ratio of median times to a top-5% row, {BASELINE_STRATEGY} / each, on this table's rows only: "
+              + ", ".join(f"{name} {top5_min[BASELINE_STRATEGY] / top5_min[name]:.2f}"
+                          for name in top5_min if name != BASELINE_STRATEGY) + ")")
+    print(f"replay of {rows_in_table} recorded rows (nearest-row lookup; not the search's gain at full fidelity, "
+          "see benchmarks/paired_runs.py): median minutes to a top-5% row "
+          + ", ".join(f"{name} {minutes:.1f}" for name, minutes in top5_min.items()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    banner("search strategies replayed on the learning-curve table")
+    table = load_table(args.table)
+    space = table_space(load_space("default"), table)
+    target, top5 = targets(table)
+    budget = args.budget_factor * table.full_seconds().sum() / args.workers
+    budgets = [f * budget for f in BUDGET_FRACTIONS]
+    describe_table(args, table, space, budgets)
     jobs = [(s, seed, table, space, args.workers, budget, target, budgets, top5)
             for s in args.strategies for seed in range(args.seeds)]
     start = time.perf_counter()
@@ -377,37 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_strategy: dict[str, list[RunResult]] = {}
     for strategy, _, r in results:
         by_strategy.setdefault(strategy, []).append(r)
-    rows = []
-    for strategy in args.strategies:
-        rs = by_strategy[strategy]
-        ttt = np.array([r.time_to_target for r in rs])
-        # Runs that never reach the target count as infinitely slow (censored), so the median
-        # is an observed value, not an interpolation with infinity.
-        q25, q50, q75 = (np.quantile(ttt, q, method="inverted_cdf") / 60 for q in (0.25, 0.5, 0.75))
-        row = {"strategy": strategy, "reached": f"{np.isfinite(ttt).sum()}/{len(ttt)}",
-               "ttt median min": q50, "ttt 25-75%": f"{q25:.0f}-{q75:.0f}"}
-        # The top-1% target is one or two configurations whose lead over the next is often
-        # below the validation set's noise; the top-5% time says whether a strategy gets
-        # among the best at all.
-        row["top5% ttt min"] = np.quantile([r.time_to_top5 for r in rs], 0.5, method="inverted_cdf") / 60
-        for f, i in zip(BUDGET_FRACTIONS, range(len(budgets))):
-            row[f"regret@{f:g} pp"] = 100 * float(np.median([r.regret[i] for r in rs]))
-        started = sum(r.top_started for r in rs)
-        row["top5% pruned"] = f"{sum(r.top_pruned for r in rs)}/{started}"
-        row["trials"] = float(np.median([r.trials for r in rs]))
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    print(frame.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"\n(replays took {time.perf_counter() - start:.0f} s; ttt = time to target in minutes of "
-          "table time; regret in percentage points of validation accuracy, median over seeds)")
-    top5_min = {row["strategy"]: row["top5% ttt min"] for row in rows}
-    if BASELINE_STRATEGY in top5_min:
-        print(f"(ratio of median times to a top-5% row, {BASELINE_STRATEGY} / each, on this table's rows only: "
-              + ", ".join(f"{name} {top5_min[BASELINE_STRATEGY] / top5_min[name]:.2f}"
-                          for name in top5_min if name != BASELINE_STRATEGY) + ")")
-    print(f"replay of {len(final)} recorded rows (nearest-row lookup; not the search's gain at full fidelity, "
-          "see benchmarks/paired_runs.py): median minutes to a top-5% row "
-          + ", ".join(f"{name} {minutes:.1f}" for name, minutes in top5_min.items()))
+    rows = [summary_row(strategy, by_strategy[strategy]) for strategy in args.strategies]
+    print_summary(rows, len(table.final), time.perf_counter() - start)
     return 0
 
 

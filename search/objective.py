@@ -23,14 +23,14 @@ from model.train import EpochStats, NonFiniteLossError, fit
 from search.artifacts import upload_checkpoint
 from search.best import REPEAT_OF, REPEAT_SEED
 from search.confirm import duplicate_of
-from search.pruning import reported_step
+from search.pruning import report_epoch
 from search.space import SearchSpace
 from search.study import best_trial
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
     from optuna.artifacts._protocol import ArtifactStore
 
-__all__ = ["CURVE_ATTRS", "NOT_RUN", "NotRun", "Objective"]
+__all__ = ["CURVE_ATTRS", "NOT_RUN", "NotRun", "Objective", "search_config"]
 
 # Per-epoch lists stored as trial user attrs; val_acc lives in intermediate values.
 CURVE_ATTRS = ("train_loss", "val_loss", "lr", "epoch_seconds")
@@ -86,12 +86,9 @@ class Objective:
                 curves[name].append(float(value))
                 # Written every epoch so a killed worker still leaves its curves behind.
                 trial.set_user_attr(name, curves[name])
-            step = reported_step(stats.epoch, cfg.epochs) if self.progress_steps else stats.epoch
-            trial.report(stats.val_acc, step)
-            # Asked after the last epoch too (successive halving records a trial's rung only
-            # when asked), but a trial that has done all its epochs is never thrown away.
             # A repeat confirms a configuration: it runs its full epochs, never pruned.
-            if not repeat and trial.should_prune() and stats.epoch < cfg.epochs:
+            if report_epoch(trial, stats.val_acc, stats.epoch, cfg.epochs, progress=self.progress_steps,
+                            ask=not repeat):
                 trial.set_user_attr("trial_seconds", time.perf_counter() - start)
                 raise optuna.TrialPruned(
                     f"pruned at epoch {stats.epoch} (val acc {100 * stats.val_acc:.2f}%)"
@@ -131,12 +128,7 @@ class Objective:
             return self._repeat_config(trial)
         if self.confirming and not _enqueued(trial):
             raise NotRun(NOT_RUN + "the confirmation phase had no repeat left for this worker")
-        baseline = trial.user_attrs.get("baseline") and trial.study.user_attrs.get("baseline_config")
-        if not baseline:
-            return self.space.suggest(trial, self.base)
-        cfg = TrainConfig.from_dict(baseline)
-        # Record the baseline's in-space values as params so samplers learn from it.
-        return self.space.suggest(trial, cfg, only=self.space.params_of(cfg))
+        return search_config(trial, self.space, self.base)
 
     def _repeat_config(self, trial: optuna.Trial) -> TrainConfig:
         number, seed = int(trial.user_attrs[REPEAT_OF]), int(trial.user_attrs[REPEAT_SEED])
@@ -151,6 +143,18 @@ class Objective:
         cfg = TrainConfig.from_dict(stored).with_overrides(seed=seed)
         # The enqueued params are the original's; drawing them records them on this trial.
         return self.space.suggest(trial, cfg, only=[name for name in self.space.params if name in original.params])
+
+
+def search_config(trial: optuna.Trial, space: SearchSpace, base: TrainConfig) -> TrainConfig:
+    """The config a search trial trains: for the V1 baseline (enqueued with user attr
+    ``baseline`` at the study's creation) exactly the study's stored ``baseline_config``,
+    its in-space values recorded as params so samplers learn from it; for any other trial
+    ``space``'s values drawn over ``base``. benchmarks/replay.py draws through here too."""
+    baseline = trial.user_attrs.get("baseline") and trial.study.user_attrs.get("baseline_config")
+    if not baseline:
+        return space.suggest(trial, base)
+    cfg = TrainConfig.from_dict(baseline)
+    return space.suggest(trial, cfg, only=space.params_of(cfg))
 
 
 def _enqueued(trial: optuna.Trial) -> bool:

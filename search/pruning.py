@@ -31,14 +31,15 @@ from search.floor import FloorMixin
 
 __all__ = [
     "DEFAULT_PRUNER",
-    "DEFAULT_STARTUP",
     "DEFAULT_PRUNE_BY",
+    "DEFAULT_STARTUP",
     "FIRST_PROGRESS",
-    "PRUNE_BY",
     "FIRST_RUNG",
     "PRUNERS",
+    "PRUNE_BY",
     "REDUCTION",
     "make_pruner",
+    "report_epoch",
     "reported_step",
     "reports_progress",
     "rung_epochs",
@@ -83,6 +84,20 @@ def reported_step(epoch: int, epochs: int) -> int:
     if not 1 <= epoch <= epochs:
         raise ValueError(f"epoch {epoch} outside 1..{epochs}")
     return math.ceil(PROGRESS_STEPS * epoch / epochs)
+
+
+def report_epoch(trial: optuna.Trial, value: float, epoch: int, epochs: int, *, progress: bool,
+                 ask: bool = True) -> bool:
+    """Report epoch ``epoch`` (1-based) of an ``epochs``-epoch trial at its step (the epoch,
+    or with ``progress`` its percentage) and return whether the pruner stops the trial there.
+
+    The pruner is asked after the last epoch too (successive halving records a trial's rung
+    only when asked), but a trial that has done all its epochs is never thrown away.
+    ``ask=False`` reports without asking, for a trial that is never pruned (a repeat of the
+    confirmation phase): asking would record it at the rungs other trials are judged by.
+    The objective and benchmarks/replay.py both report through here."""
+    trial.report(value, reported_step(epoch, epochs) if progress else epoch)
+    return ask and trial.should_prune() and epoch < epochs
 
 
 def reports_progress(study: optuna.Study) -> bool:
