@@ -16,8 +16,8 @@ Set ``LSTM_SEARCH_NO_EXT=1`` to skip the extension (benchmarks compare both path
 products use MKL's packed GEMM (W packed once per sequence instead of once per step);
 off by default until measured faster (``benchmarks/bench_throughput.py --packed-gemm``).
 The float32 products go through oneDNN's matmul instead of MKL's sgemm on x86 CPUs with
-AVX-512 not made by Intel, where MKL keeps to its AVX2 kernels (measured on an AMD EPYC:
-about twice the GFLOP/s, benchmarks/RESULTS.md section 9); ``LSTM_SEARCH_ONEDNN_GEMM=1`` or ``=0``
+AVX-512 not made by Intel, where MKL keeps to its AVX2 kernels and oneDNN is faster
+(benchmarks/RESULTS.md, "Trial speed on this machine"); ``LSTM_SEARCH_ONEDNN_GEMM=1`` or ``=0``
 forces the choice either way, ``gemm_backend()`` says which is in use.
 """
 
@@ -63,15 +63,15 @@ _state: dict[str, Any] = {}  # "module": the loaded extension or None; "reason":
 def _flags() -> tuple[str, list[str]]:
     """Optimisation flags for this CPU; the tag goes into the cache path so machines differ."""
     # No FP traps are ever enabled, and without this gcc will not vectorise the float->int
-    # conversion inside the exp of the fused forward loop (measured: 2x slower forward).
+    # conversion inside the exp of the fused forward loop, and the forward runs far slower.
     # -fopenmp: at::parallel_for in the fused loops is an inline OpenMP region; without it
     # the loops silently stay on one thread. The runtime is torch's own libgomp, already
     # loaded by the time the extension is.
     flags = ["-O3", "-fno-trapping-math", "-fopenmp"]
     capability = torch.backends.cpu.get_cpu_capability()
     if capability == "AVX512":  # torch's AVX512 level implies F, BW, DQ and VL
-        # 16 lanes for the fused loops: measured 4-8% more samples/s than the AVX2 build at
-        # H=64-256, B=64-128 on an AMD EPYC (benchmarks/RESULTS.md section 1).
+        # 16 lanes for the fused loops: faster than the AVX2 build at the default space's
+        # sizes (benchmarks/RESULTS.md, "Training samples/s vs nn.LSTM").
         return "avx512", [*flags, "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma",
                           "-mprefer-vector-width=512"]
     if capability == "AVX2":
@@ -89,7 +89,7 @@ def cache_dir() -> Path:
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
     # One folder per checkout and kernel source: the build file names the source by its
     # path, so two checkouts (or versions) sharing a folder rebuilt the extension at every
-    # alternate start (measured: about a minute per process on a loaded 2-core machine).
+    # alternate start, each rebuild a compile of the kernels.
     key = hashlib.sha256(str(_SOURCE.resolve()).encode() + _SOURCE.read_bytes()).hexdigest()[:12]
     return Path(root) / "torch_extensions" / f"torch{torch_version}-{py}-{tag}-{key}"
 
@@ -199,8 +199,8 @@ def _onednn_wanted() -> bool:
     """oneDNN for the float32 products where MKL is slow: x86 CPUs with AVX-512 not made by
     Intel (MKL dispatches its AVX-512 kernels on Intel's only). Without AVX-512 both run
     AVX2 kernels and MKL's sgemm, with its lower cost per call, trained faster at every
-    measured shape (benchmarks/RESULTS.md section 9); on Intel MKL, measured at parity with
-    nn.LSTM. ``LSTM_SEARCH_ONEDNN_GEMM`` overrides either way."""
+    measured shape (benchmarks/RESULTS.md, "Trial speed on this machine"); on Intel, MKL
+    keeps pace with nn.LSTM. ``LSTM_SEARCH_ONEDNN_GEMM`` overrides either way."""
     setting = os.environ.get("LSTM_SEARCH_ONEDNN_GEMM", "").strip()
     if setting:
         return setting != "0"

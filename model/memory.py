@@ -15,16 +15,15 @@ LSTM path (``model.fused_lstm``) that replaced it:
   fused path evaluates in chunks of ``NO_GRAD_CHUNK`` (256) rows, so it needs less;
 * a fixed allowance for the allocator and lazily loaded kernels.
 
-Re-measured with ``benchmarks/bench_rss.py`` (CPU, full 55k/5k split, one trial of 3
-epochs x 2 steps, C++ kernels in use; 2026-11-23, torch 2.14): at H=512/B=256 the
-process peaked at 1541 MiB, of which 1432 MiB was reached before the trial started
-(imports ~1006 MiB, most of it shared-library pages, then the uint8 and float copies
-made while loading the data, freed afterwards). The trial itself therefore fits in
-memory the loading freed, and ``ru_maxrss`` cannot isolate its share; what it does show
-is that the whole-process figure the worker plan uses (``PROCESS_OVERHEAD_BYTES`` +
-``data_bytes`` + ``trial_peak_bytes`` = 1265 MiB here) is below the measured RSS peak,
-largely by shared library pages that K workers share rather than multiply. GRU and RNN
-cells keep fewer tensors, so the LSTM's figure bounds them too.
+Checked against a real worker with ``benchmarks/bench_rss.py`` (benchmarks/RESULTS.md,
+"Peak RSS of one trial"): most of a process's peak is reached before its trial starts
+(imports, mostly shared-library pages, then the uint8 and float copies made while loading
+the data, freed afterwards). The trial itself fits in memory the loading freed, and
+``ru_maxrss`` cannot isolate its share; what it does show is that the whole-process figure
+the worker plan uses (``PROCESS_OVERHEAD_BYTES`` + ``data_bytes`` + ``trial_peak_bytes``)
+stays below the measured peak, largely by shared-library pages that K workers share
+rather than multiply. GRU and RNN cells keep fewer tensors, so the LSTM's figure bounds
+them too.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ once per process and device, whether a bf16 training step of the LSTM is clearly
 than a float32 one on this machine: expected on CPUs with AMX-BF16 (Sapphire Rapids and
 later) and on GPUs with bf16 tensor cores, not on CPUs that emulate bf16 products (AVX2),
 where ``auto`` keeps float32. CPUs with AVX-512 BF16 but no AMX (e.g. AMD Zen 4) multiply
-bf16 about 2x faster, and the step probe, not the flag, decides there.
+bf16 faster, but not always train faster, so the step probe, not the flag, decides there.
 
 bf16 here always means mixed precision: ``torch.autocast`` around forward and loss, so
 the matrix products take bf16 operands (fp32 accumulation) while the master weights,
@@ -36,11 +36,12 @@ __all__ = [
 ]
 
 # A training step is timed, not a bare matmul: bf16 also adds casts and leaves the
-# elementwise work as it is, so a CPU whose bf16 products are 2x faster (AVX-512 BF16)
+# elementwise work as it is, so a CPU whose bf16 products are faster (AVX-512 BF16)
 # may still train slower. The margin keeps a noisy machine from flipping the choice.
 SPEEDUP_NEEDED = 1.2
 # A mid-sized trial of the default space: hidden 256, a batch of 64 (per-step product
-# 64 x 256 x 1024); 0.2-1 s for warm-up and three rounds of one step in each precision.
+# 64 x 256 x 1024): a warm-up and three rounds of one step in each precision, short
+# beside any trial.
 _PROBE_HIDDEN, _PROBE_BATCH = 256, 64
 # Set to fp32 or bf16, this pins what "auto" means and skips the probe: for workers on
 # many identical machines, where a noisy probe could choose differently, and for tests.

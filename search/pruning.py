@@ -5,19 +5,16 @@ Two ways to say where a trial is when the pruner compares it with others:
 - by epoch (``progress=False``): step = the epoch number. Trials of 12 and 30 epochs are
   compared after the same number of epochs, i.e. at different points of their learning-rate
   schedules: at epoch 3 a one-cycle run of 30 epochs is still warming up while one of 12 is
-  already decaying, so early epochs rank such runs wrongly (measured: see
-  benchmarks/RESULTS.md, the replay section).
+  already decaying, so early epochs rank such runs wrongly.
 - by progress (``progress=True``): step = the percentage of the trial's own epochs done
   (1..100). Every trial is compared at the same point of its schedule: a pruner's rung at
   25 judges each trial after a quarter of its own training.
 
 The default is by progress with the first rung at a third of each trial's epochs, chosen by
-replaying both on the recorded learning-curve table (benchmarks/replay.py, 63
-configurations, 40 seeds, 2026-11-24; benchmarks/RESULTS.md section 8). With random
-sampling, which draws every configuration alike, Hyperband pruned one that would have
-finished in the table's top 5% in 107 of 607 cases by epoch and in 1 of 442 by progress at
-33%; with TPE, 127 of 2709 by epoch, 179 of 2383 at 25% and 104 of 2807 at 33%. The time to
-reach the table's top 5% was the same either way (1.28x a random sweep without pruning).
+replaying both on the recorded learning-curve table (benchmarks/replay.py): by progress,
+Hyperband pruned fewer configurations that would have finished among the table's best,
+and reached them as fast. The figures are in benchmarks/RESULTS.md, "The replay on 63
+configurations: which rung to trust, and the new default".
 """
 
 from __future__ import annotations
@@ -54,27 +51,23 @@ REDUCTION = 3  # Hyperband / successive halving keep the best third at each rung
 
 # No trial is judged before this epoch (or before the space's shortest trial ends, if
 # sooner). Epoch-1 accuracy ranks configurations wrongly: a one-cycle schedule is still
-# warming up and random shifts slow the start. Measured (H=256, AdamW, one-cycle, 12
-# epochs): shift 2 was behind shift 0 after epoch 1 (91.42% vs 93.02% val) and ahead at
-# the end (99.22% vs 99.10% val, 99.41% vs 99.30% test); a first search pruned exactly
-# such trials at epoch 1. By epoch 3 the warm-up is mostly done.
+# warming up and random shifts slow the start (a shifted run can trail after epoch 1 and
+# lead at the end), and a first search pruned exactly such trials at epoch 1
+# (benchmarks/RESULTS.md, "Search quality"). By epoch 3 the warm-up is mostly done.
 FIRST_RUNG = 3
-# By progress, the first rung is at this percentage of each trial's own epochs. Measured
-# (the replay above): at 25% the rank of shifted runs is unreliable (Spearman with the
-# final value 0.42 for shift 2; 0.64 at 33%), and TPE + Hyperband pruned a top-5%
-# configuration 7.5% of the time at 25% against 3.7% at 33%.
+# By progress, the first rung is at this percentage of each trial's own epochs: at a
+# quarter the rank of shifted runs is still unreliable, and the replay above pruned top
+# configurations about twice as often there as at a third.
 FIRST_PROGRESS = 33
 PROGRESS_STEPS = 100
 # Hyperband and successive halving can be told to prune nothing until this many trials have
 # finished (complete or pruned): early in a study a rung holds a handful of values and
 # keeps the best third, so a good configuration that starts slowly loses to whichever trial
-# learned fastest. Measured, it does not pay: in a 45-minute run at full fidelity
-# (2026-11-30, RESULTS section 8) the default pruned two configurations that a random sweep
-# beside it finished at 99.10% and 99.12%, and still won (99.30% vs 99.12%) because the
-# time saved reached a better one; on the replay (101 configurations, 40 seeds) a guard of
-# 5 or 10 trials made TPE + Hyperband reach the top 5% later (20.3 and 20.4 table minutes
-# vs 17.2) and pruned top-5% configurations 104 and 42 times in about 4,400 trials against
-# 94 without. So none by default; benchmarks/replay.py compares values (":sN").
+# learned fastest. It does not pay, neither at full fidelity (the time saved reached a
+# better configuration than the ones pruned early) nor on the replay (a guard of 5 or 10
+# trials reached the table's best later): benchmarks/RESULTS.md, "45 minutes at full
+# fidelity" and "The replay on 101 configurations". So none by default;
+# benchmarks/replay.py compares values (":sN").
 DEFAULT_STARTUP = 0
 
 

@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--prior-storage", metavar="URL", default=None, help="storage of the --prior study (default: --storage)")
     add_confirm_args(p)
     add_data_args(p)
-    # Precision (issue 16): every trial, the baseline included, trains in it.
+    # Every trial, the baseline included, trains in this precision (one per study).
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32, bf16 (autocast matmuls), or auto = bf16 only where a start-up probe finds it faster")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
