@@ -4,7 +4,8 @@ Built from tensors and torch primitives only. Each cell has two paths:
 
 * ``forward(x_t, state)``: one time step, written exactly as the equations read. This is
   the readable reference and what ``from_torch`` parity tests exercise.
-* ``forward_sequence(x)``: the whole 28-step unroll, the path training uses. It computes
+* ``forward_sequence(x)``: the whole unroll over the T time steps (28 rows by default),
+  the path training uses. It computes
   the same function faster (input projection of all steps in one matmul, one fused
   recurrent matmul per step; for the LSTM also a hand-written backward, see
   ``model.fused_lstm``) and is tested equal to stepping ``forward``.

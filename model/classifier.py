@@ -1,4 +1,5 @@
-"""MNIST read as a sequence: 28 time steps of 28 pixels, classified from the last h."""
+"""MNIST read as a sequence, classified from the last h: by default 28 time steps of one
+28-pixel row each, or the 784 pixels split into ``steps`` equal pieces in reading order."""
 
 from __future__ import annotations
 

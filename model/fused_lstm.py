@@ -1,7 +1,7 @@
 """The LSTM's training path: a whole-sequence forward and a hand-written backward.
 
 Still the lab's equations (i, f, o = sigmoid; c~ = tanh; c_t = f c_{t-1} + i c~;
-h_t = o tanh(c_t)), but written so that each of the 28 steps costs as few tensor
+h_t = o tanh(c_t)), but written so that each of the T steps (28 rows by default) costs as few tensor
 operations as possible, because on a small CPU the per-operation overhead of autograd,
 not the arithmetic, is what made the plain unroll slower than ``nn.LSTM``:
 

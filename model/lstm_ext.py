@@ -3,7 +3,7 @@
 The extension is compiled once per checkout with ``torch.utils.cpp_extension.load`` and
 cached under the user's cache directory (``$LSTM_SEARCH_CACHE`` or
 ``~/.cache/lstm-search``), keyed by torch and Python version, the compiler flags and the
-checkout's path, so later processes (every search worker) only load the built library. When the build fails
+checkout's path and kernel source, so later processes (every search worker) only load the built library. When the build fails
 (no compiler, no ninja, read-only cache), ``function()`` returns None after one warning
 and callers use the pure-torch path in ``model.fused_lstm``, which computes the same thing.
 Commands call ``ensure_built(echo)`` before their first timed training, so the build (about

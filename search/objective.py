@@ -1,8 +1,11 @@
 """The Optuna objective: trial -> config -> fit, reporting validation accuracy each epoch.
 
-The objective owns everything Optuna-specific about a training run: ``trial.report``,
-pruning, and writing what the run produced into the study (config, per-epoch curves,
-timings) so that reports and the dashboard never need to re-run a trial.
+The objective owns everything Optuna-specific about a training run: which config a trial
+trains (``search_config``: the space's draw, or the V1 baseline exactly; a repeat's stored
+config with its own seed), reporting and pruning (through ``search.pruning.report_epoch``),
+the time budget, and writing what the run produced into the study (config, per-epoch
+curves, timings, the best checkpoint) so that reports and the dashboard never need to
+re-run a trial. benchmarks/replay.py draws and reports through the same two functions.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ TPE models from its first trial instead of after ten random ones. They cost no t
   toward ``--n-trials`` and never become V2 (``search/study.py`` ``finished_trials``,
   ``is_prior``): a configuration must be trained in this study to be reported.
 - Scores are comparable only on the same validation images with the same steps, so a
-  source with another ``--seed``, ``--val-size``, ``--subset`` or ``--prune-by`` is
-  refused with one line. Another space is fitted, not refused: a trial whose values all
+  source with another ``--seed``, ``--val-size``, ``--subset``, ``--prune-by`` or
+  ``--precision`` is refused with one line. Another space is fitted, not refused: a trial whose values all
   lie in this space (and agree with its fixed values) is copied with this space's
   distributions; the others are skipped, counted in one notice. Nothing is clipped: a
   clipped configuration is not the one that earned the score.

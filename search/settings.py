@@ -5,11 +5,14 @@
 is pickled to spawned workers unchanged, so they never re-run the command line.
 
 Part of it defines what a study *is*: trials are only comparable if they searched the same
-space and were scored on the same validation images. ``study_defining`` is stored in the
-study's user attrs at creation and compared on every resume; a difference is refused. The
-sampler, the pruner and the hardware (threads, workers, device, data folder) may change
-on resume: they decide which configurations are tried next and how fast, not what a
-trial's score means.
+space and were scored on the same validation images. Those settings (``DEFINING_KEYS``)
+are stored in the study's user attrs at creation (``study_attrs``) and compared on every
+resume (``settings_differences``); a difference is refused. The sampler, the pruner and
+the hardware (threads, workers, device, data folder) may change on resume: they decide
+which configurations are tried next and how fast, not what a trial's score means.
+
+The bounds every command shares live here too: ``check_range``'s one wording of a numeric
+flag's bounds, and ``check_data_flags`` for --val-size, --subset and --threads.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Opening a storage that must already hold studies (report, compare-cells, export, dashboard,
-launch --resume).
+train --study, launch --resume).
 
 ``RDBStorage`` creates a missing SQLite file, so a mistyped path would silently give an
 empty new database; commands that only read a study refuse that instead, and refuse a
-damaged SQLite file with one line rather than a traceback halfway through.
+damaged SQLite file with one line rather than a traceback halfway through. A command that
+will store results after minutes of work (report) first checks the SQLite file takes
+writes (``check_writable_storage``); a file locked past ``LOCK_WAIT_SECONDS`` is one line.
 """
 
 from __future__ import annotations
