@@ -250,10 +250,15 @@ def fit(
         )
         history.append(stats)
         if log is not None:
-            # With no evaluation images (`train --val-size 0`) the scores are NaN: leave them out.
-            scores = f"eval loss {val_loss:.4f}, eval acc {100 * val_acc:.2f}%, " if len(eval_y) else ""
-            log(f"Epoch [{epoch}/{cfg.epochs}] train loss {train_loss:.4f}, {scores}"
-                f"lr {stats.lr:.2e}, {stats.seconds:.1f}s")
+            log(_epoch_line(stats, cfg.epochs, scored=len(eval_y) > 0))
         if on_epoch is not None:
             on_epoch(stats)
     return FitResult(scored, history, precision)
+
+
+def _epoch_line(stats: EpochStats, epochs: int, scored: bool) -> str:
+    """The lab-style log line of one epoch. With no evaluation images (`train --val-size 0`)
+    the scores are NaN, so they are left out."""
+    scores = f"eval loss {stats.val_loss:.4f}, eval acc {100 * stats.val_acc:.2f}%, " if scored else ""
+    return (f"Epoch [{stats.epoch}/{epochs}] train loss {stats.train_loss:.4f}, {scores}"
+            f"lr {stats.lr:.2e}, {stats.seconds:.1f}s")
