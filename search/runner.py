@@ -25,9 +25,11 @@ from tqdm.auto import tqdm
 from model import lstm_ext
 from search.best import REPEAT_OF, REPEAT_SEED, best_config, binomial_se, format_score, val_size_of
 from search.confirm import ConfirmPlan, enqueue_repeats, phase_counts, running_repeats, waiting_repeats
+from search.connections import GRACE_SECONDS, HEARTBEAT_SECONDS
 from search.formatting import short_number
 from search.objective import NotRun, Objective
-from search.study import GRACE_SECONDS, HEARTBEAT_SECONDS, finished_trials, sweep_stale_trials
+from search.storage import sweep_stale_trials
+from search.trials import finished_trials
 
 __all__ = [
     "RunSummary", "TrialsKeepFailing", "budget_end", "describe_trial", "format_params", "prepare_kernels",

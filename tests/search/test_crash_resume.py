@@ -19,7 +19,8 @@ from model.data import MnistSplits
 from search.runner import run_trials
 from search.objective import Objective
 from search.space import parse_space
-from search.study import HEARTBEAT_SECONDS, open_storage
+from search.connections import HEARTBEAT_SECONDS
+from search.storage import open_storage
 
 GRACE = 2 * HEARTBEAT_SECONDS
 

@@ -12,14 +12,16 @@ import optuna
 import pytest
 
 from tests.search.conftest import REPO, launch_args
-from model.config import PRESETS
+from model.config import MAX_SEED, PRESETS
 from search.cli import build_parser, main
 from search.commands.launch import open_study
 from search.exits import EXIT_TRIALS_FAILING, run_reporting
-from search.pruning import DEFAULT_PRUNE_BY
+from search.pruning import DEFAULT_PRUNE_BY, make_pruner
 from search.runner import TrialsKeepFailing, run_trials
+from search.samplers import make_sampler, sampler_seed
 from search.settings import LaunchSettings, settings_differences
-from search.study import SEED_LIMIT, create_or_resume, make_pruner, make_sampler, open_storage, sampler_seed
+from search.storage import open_storage
+from search.study import create_or_resume
 
 TS = optuna.trial.TrialState
 
@@ -117,7 +119,7 @@ def test_a_changed_sampler_or_pruner_is_not_a_difference(created: tuple[str, lis
     ("--subset", "99999999999999999999", "--subset must be >= 1 and <= 59950"),
     ("--subset", "1000", "--subset must be between 1 and 250"),  # more than the fake set holds
     ("--seed", "-1", "--seed must be >= 0"),
-    ("--seed", str(SEED_LIMIT), "--seed must be >= 0 and <= 2147483647"),
+    ("--seed", str(MAX_SEED + 1), "--seed must be >= 0 and <= 2147483647"),
     ("--seed", "3000000000", "--seed must be >= 0 and <= 2147483647"),  # passed here, failed in TrainConfig
     ("--worker-index", "-1", "--worker-index must be >= 0"),
     ("--worker-index", "10000000000", "--worker-index must be >= 0"),
@@ -145,8 +147,8 @@ def test_a_space_file_that_is_not_text_is_refused(created: tuple[str, list[str]]
 
 
 def test_every_seed_a_worker_can_get_is_one_the_samplers_take() -> None:
-    seed = sampler_seed(SEED_LIMIT - 1, 10**6, 10**6)
-    assert 0 <= seed < SEED_LIMIT
+    seed = sampler_seed(MAX_SEED, 10**6, 10**6)
+    assert 0 <= seed <= MAX_SEED
     make_sampler("tpe", seed)  # numpy refuses seeds >= 2**32
 
 
