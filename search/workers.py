@@ -50,7 +50,8 @@ from search.exits import (
     run_reporting,
 )
 from search.objective import Objective
-from search.runner import RunSummary, budget_end, describe_trial, prepare_kernels, run_trials, update_bar
+from search.progress import budget_end, describe_trial, update_bar
+from search.runner import RunSummary, prepare_kernels, run_trials
 from search.samplers import make_sampler, sampler_seed
 from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
 from search.space import SearchSpace

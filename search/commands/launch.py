@@ -23,9 +23,10 @@ from search.commands._paths import check_output_dir, study_files
 from search.best import TIE_Z, best_config
 from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP
 from search.prior import BUILTIN, BUILTIN_STUDY, add_prior, builtin_storage, check_compatible, prior_trials
+from search.progress import format_params
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY, PRUNERS
 from search.redact import redact_url
-from search.runner import format_params, prepare_kernels
+from search.runner import prepare_kernels
 from search.samplers import DEFAULT_SAMPLER, SAMPLERS, make_sampler
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES

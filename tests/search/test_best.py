@@ -21,10 +21,10 @@ from model.config import PRESETS, TrainConfig
 from search.best import TIE_Z, best_config, binomial_se, format_score, rank_configs
 from search.commands.export import trials_table
 from search.commands.train import stored_trial_config
+from search.progress import describe_trial
 from search.report.collect import best_config as report_v2
 from search.report.collect import collect_trials, summarize
 from search.report.confidence import confidence_lines
-from search.runner import describe_trial
 from search.space import parse_space
 from search.storage import open_storage
 from search.trials import finished_trials
