@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     with storage_errors(settings.storage):
         summary = run_worker(settings, settings.worker_index, settings.threads, data=data,
                              progress=settings.progress)
-    print(f"finished {summary.ran} trial(s) in {summary.seconds:.0f}s")
+    print(f"finished {summary.searched} trial(s) in {summary.seconds:.0f}s")
     _print_summary(study)
     return 0
 

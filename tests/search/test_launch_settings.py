@@ -232,7 +232,17 @@ def test_a_success_resets_the_count_of_failures(tmp_path: Path) -> None:
     values = iter([float("nan")] * 4 + [0.5] + [float("nan")] * 4 + [0.6, 0.7])
     summary = run_trials(study, lambda trial: next(values), n_trials=3, progress=False,
                          max_consecutive_failures=5)
-    assert summary.complete == 3 and summary.failed == 8
+    states = [t.state for t in study.trials]
+    assert states.count(TS.COMPLETE) == 3 and states.count(TS.FAIL) == 8
+    assert summary.searched == 3  # failed trials do not count toward N
+
+
+def test_a_resumed_run_counts_the_search_trials_it_added_not_those_before(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    for value in (0.1, 0.2):
+        study.add_trial(optuna.trial.create_trial(value=value))  # an earlier run's
+    summary = run_trials(study, lambda trial: 0.5, n_trials=5, progress=False)
+    assert summary.searched == 3 and len(study.trials) == 5
 
 
 def test_trials_that_keep_failing_are_one_line_and_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
