@@ -1,6 +1,7 @@
 """The launch as a frozen plan: bad values refused before anything is written, a resume
 checked against the study's stored settings, studies lstm-search did not make refused,
-a lost V1 baseline re-queued, and storage failures reported in one line."""
+a lost V1 baseline re-queued, storage failures reported in one line, and run_trials'
+stop after failed trials in a row and its count of the search trials a run added."""
 
 from __future__ import annotations
 
