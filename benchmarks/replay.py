@@ -67,8 +67,8 @@ from search.pruning import (
     reported_step,
     rung_epochs,
 )
+from search.samplers import DEFAULT_SAMPLER, make_sampler
 from search.space import Categorical, SearchSpace, load_space
-from search.study import DEFAULT_SAMPLER, make_sampler
 
 TABLE = ROOT / "benchmarks" / "data" / "curves.csv"
 # What `lstm-search launch` does with no options, spelled sampler/pruner[-progress][:sN].

@@ -25,7 +25,7 @@ from search.best import REPEAT_OF, REPEAT_SEED
 from search.confirm import duplicate_of
 from search.pruning import reported_step
 from search.space import SearchSpace
-from search.study import best_trial
+from search.trials import best_trial
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
     from optuna.artifacts._protocol import ArtifactStore

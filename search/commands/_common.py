@@ -22,7 +22,7 @@ from model.device import DEVICES, resolve_device
 from model.errors import UserInputError
 from search.names import check_study_name
 from search.settings import MAX_THREADS, check_range
-from search.study import DEFAULT_STORAGE
+from search.storage import DEFAULT_STORAGE
 
 
 class HelpFormat(argparse.ArgumentDefaultsHelpFormatter):

@@ -33,7 +33,8 @@ from search.commands._existing import check_writable_storage, open_existing_stud
 from search.commands._paths import check_output_dir, safe_name
 from search.redact import redact_url
 from search.settings import check_range
-from search.study import DEFAULT_STORAGE, name_objective, storage_errors
+from search.storage import DEFAULT_STORAGE, storage_errors
+from search.study import name_objective
 
 MAX_SEEDS = 100  # each seed retrains V1 and V2 on 60,000 images: more is a typo
 
