@@ -23,8 +23,9 @@ from benchmarks._common import banner, median
 from model.config import PRESETS
 from model.data import load_splits
 from search.objective import Objective
+from search.pruning import make_pruner
+from search.samplers import make_sampler
 from search.space import load_space
-from search.study import make_pruner, make_sampler
 
 STRATEGIES = {"tpe+hyperband": ("tpe", "hyperband"), "random": ("random", "none")}
 

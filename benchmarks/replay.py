@@ -65,8 +65,9 @@ from search.pruning import (
     report_epoch,
     rung_epochs,
 )
+from search.samplers import DEFAULT_SAMPLER, make_sampler
 from search.space import Categorical, SearchSpace, load_space
-from search.study import DEFAULT_SAMPLER, create_or_resume, make_sampler
+from search.study import create_or_resume
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -32,7 +32,7 @@ from model.config import TrainConfig
 from model.errors import UserInputError
 from search.best import best_config
 from search.redact import redact_url
-from search.study import StudyError
+from search.storage import StudyError
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
     from optuna.artifacts._protocol import ArtifactStore

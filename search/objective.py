@@ -28,7 +28,7 @@ from search.best import REPEAT_OF, REPEAT_SEED
 from search.confirm import duplicate_of
 from search.pruning import report_epoch
 from search.space import SearchSpace
-from search.study import best_trial
+from search.trials import best_trial
 
 if TYPE_CHECKING:  # a Protocol in a private module: for annotations only
     from optuna.artifacts._protocol import ArtifactStore

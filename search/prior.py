@@ -5,7 +5,7 @@ STUDY into this study as finished trials (Optuna's ``create_trial`` + ``add_tria
 TPE models from its first trial instead of after ten random ones. They cost no training.
 
 - Each copy carries the user attr ``prior`` = "STUDY#NUMBER". Prior trials never count
-  toward ``--n-trials`` and never become V2 (``search/study.py`` ``finished_trials``,
+  toward ``--n-trials`` and never become V2 (``search/trials.py`` ``finished_trials``,
   ``is_prior``): a configuration must be trained in this study to be reported.
 - Scores are comparable only on the same validation images with the same steps, so a
   source with another ``--seed``, ``--val-size``, ``--subset``, ``--prune-by`` or

@@ -1,11 +1,16 @@
-"""Run a study until it holds N finished trials (complete or pruned), with a progress bar.
+"""Running trials in one process: the search until the study holds N finished search
+trials, then the confirmation phase, with a progress bar and one line per trial.
 
-"N trials" counts finished trials in the study, not trials run by this process, so the
-same command resumes an interrupted study to N in total and workers share one target.
+"N trials" counts finished search trials in the study (search/trials.py), not trials run
+by this process, so the same command resumes an interrupted study to N in total and
+workers share one target. A Ctrl-C stops the run without leaving a trial RUNNING, and
+several failed trials in a row stop it with TrialsKeepFailing. ``prepare_kernels`` builds
+the C++ kernels before the first timed trial.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -16,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 import torch
@@ -23,16 +29,20 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from model import lstm_ext
-from search.best import REPEAT_OF, REPEAT_SEED, best_config, binomial_se, format_score, val_size_of
-from search.confirm import ConfirmPlan, enqueue_repeats, phase_counts, running_repeats, waiting_repeats
-from search.formatting import short_number
+from search.best import REPEAT_OF, val_size_of
+from search.confirm import (
+    ConfirmPlan,
+    enqueue_repeats,
+    running_repeats,
+    waiting_repeats,
+)
+from search.connections import GRACE_SECONDS, HEARTBEAT_SECONDS
 from search.objective import NotRun, Objective
-from search.study import GRACE_SECONDS, HEARTBEAT_SECONDS, finished_trials, sweep_stale_trials
+from search.progress import budget_end, describe_trial, update_bar
+from search.storage import sweep_stale_trials
+from search.trials import finished_trials
 
-__all__ = [
-    "RunSummary", "TrialsKeepFailing", "budget_end", "describe_trial", "format_params", "prepare_kernels",
-    "run_trials", "update_bar",
-]
+__all__ = ["RunSummary", "TrialsKeepFailing", "prepare_kernels", "run_trials"]
 
 
 def prepare_kernels(device: torch.device | str, echo: Callable[[str], None] | None = print) -> None:
@@ -53,13 +63,12 @@ class TrialsKeepFailing(Exception):
 
 @dataclass(frozen=True)
 class RunSummary:
-    ran: int  # trials this call finished
-    complete: int
-    pruned: int
-    failed: int
-    seconds: float
-    best_value: float | None  # V2's mean (search/best.py)
-    best_number: int | None
+    """What one ``run_trials`` call did, for the launch's closing line."""
+
+    # Finished search trials (what --n-trials counts) the study gained while the call ran,
+    # by this process or any other on the same study; confirmation repeats are not counted.
+    searched: int
+    seconds: float  # wall-clock time of the call
 
 
 def run_trials(
@@ -78,78 +87,94 @@ def run_trials(
 
     Raises TrialsKeepFailing after ``max_consecutive_failures`` FAIL trials in a row
     (of this process; Ctrl-C is not counted, it stops the run anyway).
-    Over 80 lines on purpose for now: the bar, the Ctrl-C holding and the two phases share
-    local state (the bar, the failure run, the interrupt); splitting them is issue 27's
-    planned run-spec refactor, not a change to make beside this stop's behaviour changes.
     """
     start = time.perf_counter()
     before = finished_trials(study)
-    bar = tqdm(
-        total=n_trials, initial=min(before, n_trials), unit="trial", desc=f"{study.study_name} [search]",
-        disable=not progress, dynamic_ncols=True,
-    )
-    val_size = val_size_of(study)
-    write = echo or bar.write
-    # The bar's own ETA counts toward n_trials (often a large "until the budget" number),
-    # so with a time budget the bar also says when that budget ends.
     search_ends = None if timeout is None else time.time() + timeout
-    ends = budget_end(confirm_deadline if confirm_deadline is not None else search_ends)
-    if ends is not None:
-        bar.set_postfix(ends=ends)
+    watch = _TrialWatch(study, n_trials, before, progress, echo, max_consecutive_failures, search_ends,
+                        deadline=confirm_deadline if confirm_deadline is not None else search_ends)
+    interrupt = watch.interrupt
+    optimize = functools.partial(_optimize, study, _Recorded(objective, interrupt))
+    try:
+        if before < n_trials:
+            with _one_interrupt(interrupt, watch.write):
+                _search(study, n_trials, timeout, optimize, watch)
+        if confirm is not None and confirm.enabled and not watch.failing():
+            with _one_interrupt(interrupt, watch.write):
+                _confirm(study, objective, confirm, confirm_deadline, optimize, watch)
+    finally:
+        watch.bar.close()
+    sweep_stale_trials(study)
+    watch.raise_if_failing()
+    return RunSummary(searched=finished_trials(study) - before, seconds=time.perf_counter() - start)
 
-    failures: list[FrozenTrial] = []  # the current run of consecutive FAIL trials
-    interrupt = _Interrupt()
 
-    def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        interrupt.raise_if_pressed()  # a Ctrl-C held back while the trial was recorded: stop now
-        update_bar(bar, study, n_trials, ends, search_ends)
-        write(describe_trial(trial, val_size))
+class _TrialWatch:
+    """The Optuna callback after each trial, with the state the run's steps share: the
+    progress bar, where trial lines go, the Ctrl-C state, and the current run of
+    consecutive FAIL trials (the study is stopped once it reaches ``limit``)."""
+
+    def __init__(self, study: optuna.Study, n_trials: int, before: int, progress: bool,
+                 echo: Callable[[str], None] | None, limit: int | None, search_ends: float | None,
+                 deadline: float | None) -> None:
+        """``deadline``: when the whole time budget ends (shown on the bar); ``search_ends``:
+        when the search's share of it ends (the bar then counts repeats)."""
+        self.bar = tqdm(
+            total=n_trials, initial=min(before, n_trials), unit="trial", desc=f"{study.study_name} [search]",
+            disable=not progress, dynamic_ncols=True,
+        )
+        self.write = echo or self.bar.write
+        self.n_trials, self.limit, self.search_ends = n_trials, limit, search_ends
+        # The bar's own ETA counts toward n_trials (often a large "until the budget" number),
+        # so with a time budget the bar also says when that budget ends.
+        self.ends = budget_end(deadline)
+        if self.ends is not None:
+            self.bar.set_postfix(ends=self.ends)
+        self.val_size = val_size_of(study)
+        self.interrupt = _Interrupt()
+        self.failures: list[FrozenTrial] = []
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.interrupt.raise_if_pressed()  # a Ctrl-C held back while the trial was recorded: stop now
+        update_bar(self.bar, study, self.n_trials, self.ends, self.search_ends)
+        self.write(describe_trial(trial, self.val_size))
         if trial.user_attrs.get("not_run"):
             return  # never trained: neither a failure nor a success
         if trial.state != TrialState.FAIL:
-            failures.clear()
+            self.failures.clear()
             return
-        failures.append(trial)
-        if max_consecutive_failures is not None and len(failures) >= max_consecutive_failures:
+        self.failures.append(trial)
+        if self.failing():
             study.stop()  # after this trial; the error is raised once optimize returns
 
-    recorded = _Recorded(objective, interrupt)
+    def failing(self) -> bool:
+        return self.limit is not None and len(self.failures) >= self.limit
 
-    def optimize(**kwargs: object) -> None:
-        study.optimize(recorded, catch=(MemoryError, torch.OutOfMemoryError, NotRun), gc_after_trial=True, **kwargs)
+    def raise_if_failing(self) -> None:
+        if self.failing():
+            numbers = ", ".join(str(t.number) for t in self.failures)
+            reason = self.failures[-1].user_attrs.get("fail_reason")
+            raise TrialsKeepFailing(
+                f"stopped after {len(self.failures)} failed trials in a row (trials {numbers}"
+                + (f"; the last: {reason}" if reason else "") + "); fix the cause and run the command again"
+            )
 
-    try:
-        if before < n_trials:
-            with _one_interrupt(interrupt, write):
-                optimize(timeout=timeout, callbacks=[_StopAtN(n_trials), on_trial])
-                interrupt.raise_if_pressed()
-                if finished_trials(study) >= n_trials:
-                    _rerun_orphans(study, lambda n: optimize(n_trials=n, callbacks=[on_trial]), interrupt)
-        if confirm is not None and confirm.enabled and not _failing(failures, max_consecutive_failures):
-            with _one_interrupt(interrupt, write):
-                _confirm(study, objective, confirm, confirm_deadline, optimize, on_trial, interrupt,
-                         lambda: _failing(failures, max_consecutive_failures))
-    finally:
-        bar.close()
-    sweep_stale_trials(study)
-    if _failing(failures, max_consecutive_failures):
-        numbers = ", ".join(str(t.number) for t in failures)
-        reason = failures[-1].user_attrs.get("fail_reason")
-        raise TrialsKeepFailing(
-            f"stopped after {len(failures)} failed trials in a row (trials {numbers}"
-            + (f"; the last: {reason}" if reason else "") + "); fix the cause and run the command again"
-        )
-    trials = study.get_trials(deepcopy=False)
-    best = best_config(study, trials)
-    return RunSummary(
-        ran=finished_trials(study) - before,
-        complete=sum(t.state == TrialState.COMPLETE for t in trials),
-        pruned=sum(t.state == TrialState.PRUNED for t in trials),
-        failed=sum(t.state == TrialState.FAIL for t in trials),
-        seconds=time.perf_counter() - start,
-        best_value=None if best is None else best.mean,
-        best_number=None if best is None else best.number,
-    )
+
+def _optimize(study: optuna.Study, recorded: _Recorded, **kwargs: Any) -> None:
+    """Optuna's optimize loop over the recorded objective. A trial that runs out of memory
+    or is not run (NotRun) is recorded FAIL and the loop goes on; any other exception is
+    recorded and ends the loop."""
+    study.optimize(recorded, catch=(MemoryError, torch.OutOfMemoryError, NotRun), gc_after_trial=True, **kwargs)
+
+
+def _search(study: optuna.Study, n_trials: int, timeout: float | None, optimize: Callable[..., None],
+            watch: _TrialWatch) -> None:
+    """The search phase: trials until the study holds ``n_trials`` finished search trials
+    or ``timeout`` passes; then the retries of trials whose workers were killed."""
+    optimize(timeout=timeout, callbacks=[_StopAtN(n_trials), watch])
+    watch.interrupt.raise_if_pressed()
+    if finished_trials(study) >= n_trials:
+        _rerun_orphans(study, lambda n: optimize(n_trials=n, callbacks=[watch]), watch.interrupt)
 
 
 class _StopAtN:
@@ -164,14 +189,9 @@ class _StopAtN:
             study.stop()
 
 
-def _failing(failures: list[FrozenTrial], limit: int | None) -> bool:
-    return limit is not None and len(failures) >= limit
-
-
 def _confirm(
     study: optuna.Study, objective: Objective, plan: ConfirmPlan, deadline: float | None,
-    optimize: Callable[..., None], on_trial: Callable[[optuna.Study, FrozenTrial], None],
-    interrupt: _Interrupt, failing: Callable[[], bool],
+    optimize: Callable[..., None], watch: _TrialWatch,
 ) -> None:
     """The confirmation phase (search/confirm.py): enqueue the repeats not yet done, waiting
     or running, and run waiting ones one at a time until none is left or the budget ends.
@@ -182,8 +202,8 @@ def _confirm(
     """
     objective.confirming = True
     try:
-        while not failing() and (deadline is None or time.time() < deadline):
-            interrupt.raise_if_pressed()
+        while not watch.failing() and (deadline is None or time.time() < deadline):
+            watch.interrupt.raise_if_pressed()
             sweep_stale_trials(study)  # a killed worker's repeat: failed and queued again
             trials = study.get_trials(deepcopy=False)
             left = None if deadline is None else deadline - time.time()
@@ -191,7 +211,7 @@ def _confirm(
                 trials = study.get_trials(deepcopy=False)
             if waiting_repeats(trials):
                 remaining = None if deadline is None else max(0.0, deadline - time.time())
-                optimize(n_trials=1, timeout=remaining, callbacks=[on_trial])
+                optimize(n_trials=1, timeout=remaining, callbacks=[watch])
             elif running_repeats(trials):
                 time.sleep(1.0)
             else:
@@ -318,70 +338,3 @@ def _one_interrupt(state: _Interrupt, write: Callable[[str], None]) -> Iterator[
 def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
     """Optuna logs an interrupted trial as failed, with a traceback; Ctrl-C is not a bug."""
     return not (record.exc_info and isinstance(record.exc_info[1], (KeyboardInterrupt, NotRun)))
-
-
-def describe_trial(trial: FrozenTrial, val_size: int | None = None) -> str:
-    """One line per finished trial, for the log above the progress bar; an accuracy carries
-    ± one binomial standard error of the ``val_size`` validation images."""
-    seconds = trial.user_attrs.get("trial_seconds")
-    took = f" in {seconds:.0f}s" if seconds is not None else ""
-    tag = " [V1 baseline]" if trial.user_attrs.get("baseline") else ""
-    if REPEAT_OF in trial.user_attrs:
-        tag += f" [repeat of trial {trial.user_attrs[REPEAT_OF]}, seed {trial.user_attrs.get(REPEAT_SEED)}]"
-    if trial.state == TrialState.COMPLETE and trial.value is not None:
-        result = "val acc " + format_score(trial.value, binomial_se(trial.value, val_size))
-    elif trial.state == TrialState.PRUNED:
-        reason = trial.user_attrs.get("fail_reason")
-        # One report per epoch; its step is the epoch or, with --prune-by progress, a percentage.
-        done = len(trial.intermediate_values)
-        total = (trial.user_attrs.get("config") or {}).get("epochs")
-        result = f"pruned ({reason})" if reason else f"pruned after epoch {done}" + (f" of {total}" if total else "")
-    elif trial.state == TrialState.FAIL:
-        reason = trial.user_attrs.get("fail_reason")
-        result = f"failed ({reason})" if reason else "failed"
-    else:
-        result = trial.state.name.lower()
-    params = f" | {format_params(trial.params)}" if trial.params and REPEAT_OF not in trial.user_attrs else ""
-    return f"trial {trial.number}{tag}: {result}{took}{params}"
-
-
-def update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None,
-               search_ends: float | None = None) -> None:
-    """The bar's phase and count (search trials toward N; once N is reached or the search's
-    share of the budget, ``search_ends``, is over: repeats done of those planned), the best
-    configuration so far (± one standard error) and, with a time budget, when it ends."""
-    if bar.disable:
-        return
-    trials = study.get_trials(deepcopy=False)
-    searched = finished_trials(study)
-    confirming = phase_counts(trials) or (0, 0)
-    name = study.study_name
-    if searched < n_trials and (search_ends is None or time.time() < search_ends):
-        bar.set_description_str(f"{name} [search]", refresh=False)
-        bar.total, bar.n = n_trials, min(searched, n_trials)
-    else:
-        bar.set_description_str(f"{name} [confirm]", refresh=False)
-        bar.n, bar.total = confirming
-    best = best_config(study, trials)
-    postfix = {} if best is None else {"best": f"#{best.number} {best.v2.text()}"}
-    if ends is not None:
-        postfix["ends"] = ends
-    bar.set_postfix(postfix, refresh=False)
-    bar.refresh()
-
-
-def budget_end(deadline: float | None) -> str | None:
-    """The local clock time at which a time budget ends ("14:05", or "Tue 14:05" when not
-    today), for progress bars; None without a budget."""
-    if deadline is None:
-        return None
-    end = time.localtime(deadline)
-    same_day = time.strftime("%F", end) == time.strftime("%F")
-    return time.strftime("%H:%M" if same_day else "%a %H:%M", end)
-
-
-def format_params(params: dict[str, object]) -> str:
-    parts = []
-    for key, value in params.items():
-        parts.append(f"{key}={short_number(value)}" if isinstance(value, float) else f"{key}={value}")
-    return " ".join(parts)

@@ -30,9 +30,9 @@ from model.data import MNIST_TRAIN_IMAGES
 from model.errors import UserInputError
 from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP, ConfirmPlan
 from search.names import check_study_name
-from search.pruning import DEFAULT_PRUNE_BY, PRUNE_BY, make_pruner
+from search.pruning import DEFAULT_PRUNE_BY, PRUNE_BY, PRUNERS, make_pruner
+from search.samplers import SAMPLERS
 from search.space import SearchSpace, load_space
-from search.study import PRUNERS, SAMPLERS
 from search.warm_start import DEFAULT_WARM_START_K
 
 __all__ = [

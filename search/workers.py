@@ -50,18 +50,14 @@ from search.exits import (
     run_reporting,
 )
 from search.objective import Objective
-from search.runner import RunSummary, budget_end, describe_trial, prepare_kernels, run_trials, update_bar
+from search.progress import budget_end, describe_trial, update_bar
+from search.runner import RunSummary, prepare_kernels, run_trials
+from search.samplers import make_sampler, sampler_seed
 from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
 from search.space import SearchSpace
-from search.study import (
-    FINISHED,
-    existing_trial_count,
-    finished_trials,
-    load_existing_study,
-    make_sampler,
-    open_storage,
-    sampler_seed,
-)
+from search.storage import open_storage
+from search.study import load_existing_study
+from search.trials import FINISHED, existing_trial_count, finished_trials
 
 __all__ = ["WorkerPlan", "available_cores", "largest_config", "plan_workers", "run_worker", "run_workers"]
 

@@ -23,7 +23,7 @@ from model.device import DEVICES, resolve_device
 from model.errors import UserInputError
 from search.names import check_study_name
 from search.settings import check_data_flags
-from search.study import DEFAULT_STORAGE
+from search.storage import DEFAULT_STORAGE
 
 __all__ = [
     "HELP_FORMAT",

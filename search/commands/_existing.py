@@ -19,7 +19,8 @@ import optuna
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from search.study import StudyError, load_existing_study, open_storage, storage_errors
+from search.storage import StudyError, open_storage, storage_errors
+from search.study import load_existing_study
 
 __all__ = ["LOCK_WAIT_SECONDS", "MissingStorageError", "check_writable_storage", "is_locked", "locked_message",
            "open_existing_storage", "open_existing_study"]

@@ -23,15 +23,15 @@ from search.commands._paths import check_output_dir, study_files
 from search.best import TIE_Z, best_config
 from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP
 from search.prior import BUILTIN, BUILTIN_STUDY, add_prior, builtin_storage, check_compatible, prior_trials
-from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY
+from search.progress import format_params
+from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY, PRUNERS
 from search.redact import redact_url
-from search.runner import format_params, prepare_kernels
+from search.runner import prepare_kernels
+from search.samplers import DEFAULT_SAMPLER, SAMPLERS, make_sampler
 from search.settings import LaunchSettings, settings_differences
 from search.space import BUILTIN_SPACES
-from search.study import (
-    DEFAULT_SAMPLER, PRUNERS, SAMPLERS, StudyError, check_connections, check_resumable, create_or_resume,
-    load_existing_study, make_sampler, open_storage, requeue_lost_baseline, storage_errors, sweep_stale_trials,
-)
+from search.storage import StudyError, check_connections, open_storage, storage_errors, sweep_stale_trials
+from search.study import check_resumable, create_or_resume, load_existing_study, requeue_lost_baseline
 from search.warm_start import (
     DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, trials_missing, warm_start_configs,
 )
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     with storage_errors(settings.storage):
         summary = run_worker(settings, settings.worker_index, settings.threads, data=data,
                              progress=settings.progress)
-    print(f"finished {summary.ran} trial(s) in {summary.seconds:.0f}s")
+    print(f"finished {summary.searched} trial(s) in {summary.seconds:.0f}s")
     _print_summary(study)
     return 0
 

@@ -1,4 +1,9 @@
-"""`lstm-search report`: write reports/NAME/report.md, its figures and trials.csv."""
+"""`lstm-search report`: write reports/NAME/report.md, its figures and trials.csv, then
+publish the figures as study artifacts and the study note for optuna-dashboard.
+
+Every check of the command line, the study and the folders comes before the final runs
+train; ``search.report.write_report`` does the rest, as the ``FinalRunSpec`` built here says.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ from search.commands._existing import check_writable_storage, open_existing_stud
 from search.commands._paths import check_output_dir, safe_name
 from search.redact import redact_url
 from search.settings import check_range
-from search.study import DEFAULT_STORAGE, name_objective, storage_errors
+from search.storage import DEFAULT_STORAGE, storage_errors
+from search.study import name_objective
 
 MAX_SEEDS = 100  # each seed retrains V1 and V2 on 60,000 images: more is a typo
 
@@ -55,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=3,
                    help="final runs of V1 and of V2, each with its own seed (cached per seed)")
     add_data_args(p, validation=False)
-    # Precision (issue 16): default None keeps each configuration's own precision.
+    # Default None: each configuration keeps the precision it was searched with.
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="retrain V1 and V2 in this precision (default: the one each was searched with)")
     p.add_argument("--importance-seed", type=int, default=0, help="seed of fANOVA's random forest")
@@ -64,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.report import write_report  # matplotlib and pandas: only when reporting
+    from search.report.retrain import FinalRunSpec
 
     check_seed(args.importance_seed, "--importance-seed")
     check_data_flags(args)
@@ -81,17 +88,17 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(artifact_dir_for(args.storage, args.artifacts), "the artifact folder (or pass --no-publish)")
     optuna.logging.set_verbosity(logging.WARNING)
     with storage_errors(args.storage):
+        spec = FinalRunSpec(seeds=args.seeds, data_root=args.data_root, subset=args.subset, device=str(device),
+                            precision=args.precision, retrain=args.retrain)
         paths = write_report(
-            study, out, baseline=args.baseline, retrain=args.retrain, data_root=args.data_root,
-            subset=args.subset, device=device, importance_seed=args.importance_seed, log=print,
-            precision=args.precision,
-            seeds=args.seeds, storage_url=None if args.storage == DEFAULT_STORAGE else public_url(args.storage),
+            study, out, spec=spec, baseline=args.baseline, importance_seed=args.importance_seed, log=print,
+            storage_url=None if args.storage == DEFAULT_STORAGE else public_url(args.storage),
         )
         name_objective(study)  # after the checks: bad input writes nothing to the study
     print(f"report written to {paths.markdown} ({len(paths.figures)} figures, {paths.trials_csv.name})")
     if store is not None:
         with storage_errors(args.storage):
-            uploaded = publish_report(study, store, paths.out, dashboard_note(paths.markdown.read_text()))
+            uploaded = publish_report(study, store, paths.out, paths.note)
         print(f"published {len(uploaded)} file(s) and the study note for optuna-dashboard")
     return 0
 
@@ -119,16 +126,3 @@ def public_url(url: str) -> str:
     """The storage URL as the report may print it: a password is never written out."""
     return redact_url(url)
 
-
-def dashboard_note(report_markdown: str) -> str:
-    """The study note: the report's V1-vs-V2 table, final accuracies and study summary.
-
-    Figures stay out (the note cannot show relative image links); they are artifacts.
-    """
-    sections = report_markdown.split("\n## ")
-    title = sections[0].splitlines()[0].lstrip("# ")
-    keep = [f"## {s.strip()}" for s in sections[1:] if s.startswith(("1.", "5."))]
-    finals = [line for line in report_markdown.splitlines() if line.startswith("- **V")]
-    if finals:
-        keep.insert(1, "## Final test accuracy\n\n" + "\n".join(finals))
-    return f"# {title}\n\n" + "\n\n".join(keep)

@@ -27,9 +27,9 @@ from search.runner import run_trials
 from search.objective import Objective
 from search.report.retrain import FinalData, run_final
 from search.report.tables import CellResult
-from search.pruning import DEFAULT_PRUNE_BY, reports_progress
+from search.pruning import DEFAULT_PRUNE_BY, make_pruner, reports_progress
+from search.samplers import make_sampler
 from search.space import SearchSpace
-from search.study import make_pruner, make_sampler
 
 __all__ = [
     "CELLS_ATTR",

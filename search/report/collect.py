@@ -1,7 +1,8 @@
-"""Read what a report needs out of a study into plain rows, once.
+"""Read what a report needs out of a study into plain rows, once, and pick V1 and V2.
 
-Everything downstream (tables, sentences, figures) works on these NamedTuples, so it can
-be tested on hand-made rows and never has to know how Optuna stores a trial.
+The tables and the sentences work on these NamedTuples, so they can be tested on
+hand-made rows and never have to know how Optuna stores a trial. Optuna's own plots, the
+per-trial curves and fANOVA read the study itself (figures.py, importance.py).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ __all__ = [
     "BASELINE_CHOICES",
     "StudySummary",
     "TrialRow",
+    "best_config",
     "collect_trials",
     "config_from_choice",
     "resolve_baseline",
-    "best_config",
     "summarize",
 ]
 

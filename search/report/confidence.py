@@ -1,8 +1,8 @@
 """How sure the study is of V2: the configurations statistically tied with it, and V2 lite.
 
 The rules (what a score's ± means, which configuration is V2, what "tied" means) live in
-search/best.py; this module only words them for report.md (and, through section 1, the
-dashboard note).
+search/best.py; this module only words them for report.md (and, through the
+hyperparameters section, the dashboard note).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The report's PNG figures, drawn with matplotlib's Agg backend (no display needed).
 
-Each function draws one figure, saves it and closes it, so a report never leaks figures.
+Each ``*_figure`` function draws one figure (``study_figures`` Optuna's few), saves it and
+closes it, so a report never leaks figures; ``grid_indices`` and ``confusion_matrix`` are
+the numbers two of them draw.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -130,18 +131,16 @@ def study_figures(
     """Optuna's optimization history and fANOVA importances (the same seeded evaluator as
     the table), and the validation error per epoch of every trial."""
     written: dict[str, Path] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        vis = optuna.visualization.matplotlib
-        ax = vis.plot_optimization_history(study, target_name="validation accuracy")
-        written["history"] = _save(ax.figure, out / "optimization_history.png")
-        written["intermediate"] = intermediate_error_figure(study, out / "intermediate_values.png")
-        if params:
-            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=importance_seed)
-            ax = vis.plot_param_importances(study, evaluator=evaluator, params=params,
-                                            target_name="validation accuracy")
-            ax.set_title("Hyperparameter importances (fANOVA)", loc="left")  # replaces Optuna's
-            written["importances"] = _save(ax.figure, out / "param_importances.png")
+    vis = optuna.visualization.matplotlib
+    ax = vis.plot_optimization_history(study, target_name="validation accuracy")
+    written["history"] = _save(ax.figure, out / "optimization_history.png")
+    written["intermediate"] = intermediate_error_figure(study, out / "intermediate_values.png")
+    if params:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=importance_seed)
+        ax = vis.plot_param_importances(study, evaluator=evaluator, params=params,
+                                        target_name="validation accuracy")
+        ax.set_title("Hyperparameter importances (fANOVA)", loc="left")  # replaces Optuna's
+        written["importances"] = _save(ax.figure, out / "param_importances.png")
     return written
 
 

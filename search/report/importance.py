@@ -12,7 +12,6 @@ categorical one. They are computed, so they say only what the trials show.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, NamedTuple
 
 import optuna
@@ -69,9 +68,7 @@ def fanova_importances(study: optuna.Study, seed: int = 0) -> list[Importance]:
     if not params or len(usable) < MIN_TRIALS:
         return []
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        values = optuna.importance.get_param_importances(study, evaluator=evaluator, params=params)
+    values = optuna.importance.get_param_importances(study, evaluator=evaluator, params=params)
     return [Importance(k, float(v)) for k, v in values.items() if math.isfinite(v)]
 
 

@@ -3,9 +3,9 @@
 V1's and V2's runs, one per seed, are independent: on a 2-core machine two of them in two
 single-threaded processes finish sooner than one after the other on two threads (small
 LSTMs do not keep two threads busy). Each run is trained by a spawned child, as launch's
-workers are (``search/workers.py``), with ``threads`` torch threads; a run trains the same
-way in a child as in this process with the same thread count, so it is cached under the
-same key whichever way it ran.
+workers are (``search/workers.py``), with its share of the threads and the data and device
+of the report's ``FinalRunSpec``; a run trains the same way in a child as in this process
+with the same thread count, so it is cached under the same key whichever way it ran.
 
 Only this process writes to the study: a child sends its log lines and its finished run
 through a queue, and ``on_done`` stores each run as it arrives, with Ctrl-C held off for
@@ -30,7 +30,13 @@ import torch
 
 from model.data import load_mnist
 from search.report import retrain
-from search.report.retrain import FinalData, FinalJob, FinalRun, load_final_data
+from search.report.retrain import (
+    FinalData,
+    FinalJob,
+    FinalRun,
+    FinalRunSpec,
+    load_final_data,
+)
 from search.runner import prepare_kernels
 
 __all__ = ["plan_processes", "run_jobs"]
@@ -47,26 +53,24 @@ def plan_processes(jobs: int, threads: int) -> tuple[int, int]:
 
 def run_jobs(
     jobs: list[FinalJob],
+    spec: FinalRunSpec,
     data: Callable[[int], FinalData],
     on_done: Callable[[FinalJob, FinalRun], None],
-    data_root: str | None = None,
-    subset: int | None = None,
-    device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
-    threads: int | None = None,
 ) -> None:
-    """Train every job and hand each finished run to ``on_done`` (which stores it).
+    """Train every job as ``spec`` says and hand each finished run to ``on_done`` (which
+    stores it).
 
-    ``threads`` is the CPU threads to use in all (default: torch's current count). On a CPU
-    with more than one thread and more than one job, the runs train in spawned processes
-    (they load their own images with ``data_root`` and ``subset``); otherwise one after the
-    other here, with ``data(seed)``.
+    ``spec.threads`` is the CPU threads to use in all (None: torch's current count). On a
+    CPU with more than one thread and more than one job, the runs train in spawned processes
+    (they load their own images with ``spec.data_root`` and ``spec.subset``); otherwise one
+    after the other here, with ``data(seed)``.
     """
     if not jobs:
         return
-    device = torch.device(device)
+    device = torch.device(spec.device)
     prepare_kernels(device, echo=log)  # once, here: the children find it built
-    total = threads if threads is not None else torch.get_num_threads()
+    total = spec.threads if spec.threads is not None else torch.get_num_threads()
     processes, each = plan_processes(len(jobs), total) if device.type == "cpu" else (1, total)
     if processes == 1:
         for job in jobs:
@@ -75,9 +79,9 @@ def run_jobs(
                 on_done(job, run)
         return
     for train in (True, False):  # downloaded (or found wanting) here, not by several children at once
-        load_mnist(data_root, train=train)
+        load_mnist(spec.data_root, train=train)
     log(f"training {len(jobs)} final runs in {processes} processes x {each} thread(s)")
-    _run_in_processes(jobs, on_done, data_root, subset, device, log, processes, each)
+    _run_in_processes(jobs, spec, on_done, log, processes, each)
 
 
 def _prefixed(log: Callable[[str], None], job: FinalJob) -> Callable[[str], None]:
@@ -99,9 +103,10 @@ def _signals_held() -> Iterator[None]:
 
 
 def _run_in_processes(
-    jobs: list[FinalJob], on_done: Callable[[FinalJob, FinalRun], None], data_root: str | None,
-    subset: int | None, device: torch.device, log: Callable[[str], None], processes: int, threads: int,
+    jobs: list[FinalJob], spec: FinalRunSpec, on_done: Callable[[FinalJob, FinalRun], None],
+    log: Callable[[str], None], processes: int, threads: int,
 ) -> None:
+    """``processes`` children at a time, ``threads`` torch threads each."""
     ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and the open study
     messages = ctx.Queue()
     pending = list(enumerate(jobs))
@@ -116,7 +121,7 @@ def _run_in_processes(
         while pending or running:
             while pending and len(running) < processes:
                 index, job = pending.pop(0)
-                proc = ctx.Process(target=_child, args=(index, job, data_root, subset, str(device), threads, messages),
+                proc = ctx.Process(target=_child, args=(index, job, spec, threads, messages),
                                    name=f"lstm-search-final-{index}")
                 proc.start()
                 running[index] = proc
@@ -157,17 +162,16 @@ def _handle(messages: Any, jobs: list[FinalJob], on_done: Callable[[FinalJob, Fi
     return True
 
 
-def _child(index: int, job: FinalJob, data_root: str | None, subset: int | None, device: str,
-           threads: int, messages: Any) -> None:
+def _child(index: int, job: FinalJob, spec: FinalRunSpec, threads: int, messages: Any) -> None:
     """One final run in a spawned process: its own process group, so a terminal's Ctrl-C
     reaches only the parent, which stops the children itself."""
     os.setpgrp()
     _die_with_parent()
     torch.set_num_threads(threads)
     try:
-        data = load_final_data(data_root, subset, seed=job.cfg.seed)
-        run = retrain.run_final(job.cfg, data, device=device, gates=job.gates,
-                        log=lambda line: messages.put(("log", index, line)))
+        data = load_final_data(spec.data_root, spec.subset, seed=job.cfg.seed)
+        run = retrain.run_final(job.cfg, data, device=spec.device, gates=job.gates,
+                                log=lambda line: messages.put(("log", index, line)))
         messages.put(("done", index, run._asdict()))
     except Exception as exc:  # noqa: BLE001 (any failure goes to the parent, which raises it)
         messages.put(("error", index, _portable(exc)))

@@ -1,8 +1,12 @@
 """The final evaluation: retrain a config with several seeds on the training images,
 score each run on the 10,000 test images, and cache every run in the study.
 
-This module is the only place in the search package that reads the test set. Each run
-is stored as one study user attr (``final_run:<key>``, about 11 kB of JSON: the
+The search never reads the test set; final runs do, and they train here (``run_final``:
+the report's runs, compare-cells' runs and benchmarks/paired_runs.py's), as does
+``lstm-search train``; the report also reads its images and labels for the figures.
+``FinalRunSpec`` holds how one report's runs train, fixed before the first one starts.
+
+Each run is stored as one study user attr (``final_run:<key>``, about 11 kB of JSON: the
 per-epoch rows, the predicted digit of every test image as a 10,000-character string
 and, for an LSTM run asked for them, its gate statistics), keyed by the config (seed
 included) and the training data, so a second report costs seconds and asking for more
@@ -18,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import fields
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import optuna
@@ -33,24 +37,27 @@ from model.train import fit
 
 __all__ = [
     "CACHE_PREFIX",
+    "DEFAULT_SEEDS",
     "FORCED_GATES",
     "FinalData",
     "FinalJob",
     "FinalRun",
+    "FinalRunSpec",
     "cache_key",
     "cached_run",
     "gate_report",
-    "plan_final_runs",
-    "seeds_of",
     "load_final_data",
+    "plan_final_runs",
     "predict",
     "run_final",
+    "seeds_of",
     "store_run",
 ]
 
 CACHE_PREFIX = "final_run:"
 FULL_TRAIN = MNIST_TRAIN_IMAGES
-# The gate ablations of question 5: each forces one gate to a constant at inference.
+DEFAULT_SEEDS = 3  # final runs per configuration: enough to see the spread between seeds
+# The gate ablations of the report's gates section: each forces one gate to a constant at inference.
 FORCED_GATES: tuple[tuple[str, float], ...] = (("f", 1.0), ("f", 0.0), ("i", 1.0), ("o", 1.0))
 
 
@@ -60,7 +67,37 @@ class FinalJob(NamedTuple):
     label: str
     cfg: TrainConfig
     key: str
-    gates: bool  # measure the LSTM's gates (question 5)
+    gates: bool  # measure the LSTM's gates (the report's gates section)
+
+
+@dataclass(frozen=True)
+class FinalRunSpec:
+    """How one report's final runs train, as ``LaunchSettings`` is for a launch: fixed
+    before the first run starts and handed down to planning, the processes and each child.
+
+    ``seeds``: runs per configuration, seeded from the config's own seed up (``seeds_of``);
+    ``data_root`` and ``subset``: the training images (``subset`` None: all 60,000);
+    ``device``: where they train (``str(torch.device)``: a child process receives it);
+    ``precision``: the precision every configuration retrains in (None: each one's own);
+    ``retrain``: train even the runs cached in the study;
+    ``threads``: CPU threads for all the runs together (None: torch's current count).
+    """
+
+    seeds: int = DEFAULT_SEEDS
+    data_root: str | None = None
+    subset: int | None = None
+    device: str = "cpu"
+    precision: str | None = None
+    retrain: bool = False
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1 (got {self.seeds})")
+
+    def config(self, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` as its final runs train it: in this spec's precision, if it sets one."""
+        return cfg.with_overrides(precision=self.precision)
 
 
 class FinalData(NamedTuple):
@@ -142,7 +179,7 @@ def seeds_of(cfg: TrainConfig, count: int) -> list[int]:
 
 
 def gate_report(model: torch.nn.Module, test_x: Tensor, test_y: Tensor) -> dict[str, Any]:
-    """Question 5's numbers for one trained LSTM: per-step gate means over the test
+    """The gates section's numbers for one trained LSTM: per-step gate means over the test
     images and the test accuracy with each gate of FORCED_GATES held constant."""
     means = gate_means(model, test_x)
     forced = {"none": forced_accuracy(model, test_x, test_y)}
@@ -185,24 +222,23 @@ def plan_final_runs(
     study: optuna.Study,
     label: str,
     cfg: TrainConfig,
-    seeds: list[int],
-    subset: int | None = None,
-    retrain: bool = False,
+    spec: FinalRunSpec,
     gates: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> tuple[list[FinalRun | None], list[FinalJob]]:
-    """The cached run of each seed (None where it must train) and the runs to train,
-    labelled ``"{label} seed {s}"``; nothing is loaded or trained here (the runs train in
-    ``search.report.parallel``), so a cached report loads no images. With ``gates``, every
-    LSTM run trained measures its gates, and if all of its runs are cached from before
-    gates were measured, the first seed is retrained."""
+    """The cached run of each of ``spec.seeds`` seeds (None where it must train) and the
+    runs to train, labelled ``"{label} seed {s}"``; nothing is loaded or trained here (the
+    runs train in ``search.report.parallel``), so a cached report loads no images. With
+    ``gates``, every LSTM run trained measures its gates, and if all of its runs are cached
+    from before gates were measured, the first seed is retrained."""
     cached: list[FinalRun | None] = []
     jobs: list[FinalJob] = []
     measure = gates and cfg.cell == "lstm"
+    seeds = seeds_of(cfg, spec.seeds)
     for seed in seeds:
         run_cfg = cfg.with_overrides(seed=seed)
-        key = cache_key(run_cfg, subset)
-        run = None if retrain else cached_run(study, key)
+        key = cache_key(run_cfg, spec.subset)
+        run = None if spec.retrain else cached_run(study, key)
         cached.append(run)
         if run is None:
             jobs.append(FinalJob(f"{label} seed {seed}", run_cfg, key, measure))
@@ -211,5 +247,5 @@ def plan_final_runs(
         cached[0] = None
         if log is not None:
             log(f"{label} seed {seeds[0]}: retraining to measure its gates (its cached run predates them)")
-        jobs.append(FinalJob(f"{label} seed {seeds[0]}", run_cfg, cache_key(run_cfg, subset), True))
+        jobs.append(FinalJob(f"{label} seed {seeds[0]}", run_cfg, cache_key(run_cfg, spec.subset), True))
     return cached, jobs

@@ -15,7 +15,6 @@ from search.report.retrain import FinalRun
 __all__ = [
     "CellResult",
     "cells_table",
-    "tuned_cells_table",
     "epochs_table",
     "forced_gates_table",
     "format_value",
@@ -24,6 +23,7 @@ __all__ = [
     "seeds_table",
     "summary_table",
     "to_markdown",
+    "tuned_cells_table",
 ]
 
 # The lab's table: these rows always, in the lab's words and order. Every other field of
@@ -83,7 +83,7 @@ def hyperparameter_table(v1: Any, v2: Any) -> pd.DataFrame:
     dataclass fields: the lab's rows, then each other field where V1 and V2 differ."""
     lab = [name for _, name in LAB_ROWS]
     differing = [f.name for f in fields(v1) if f.name not in lab and getattr(v1, f.name) != getattr(v2, f.name)]
-    labels = dict((name, label) for label, name in LAB_ROWS) | LABELS
+    labels = {name: label for label, name in LAB_ROWS} | LABELS
     return pd.DataFrame(
         [(labels.get(name, name.replace("_", " ")), format_value(name, getattr(v1, name)),
           format_value(name, getattr(v2, name))) for name in lab + differing],
@@ -191,6 +191,6 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 def _duration(seconds: float) -> str:
-    minutes, sec = divmod(int(round(seconds)), 60)
+    minutes, sec = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m {sec:02d}s" if hours else f"{minutes}m {sec:02d}s"

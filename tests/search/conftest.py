@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from search.cli import main
-from search.study import open_storage
+from search.storage import open_storage
 
 from tests.fakes import TINY_SPACE, write_fake_mnist
 

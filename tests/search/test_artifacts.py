@@ -22,7 +22,7 @@ from search.artifacts import (
 )
 from search.objective import Objective
 from search.space import parse_space
-from search.study import StudyError
+from search.storage import StudyError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

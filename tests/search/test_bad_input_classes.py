@@ -19,7 +19,7 @@ from model.config import MAX_SEED, TrainConfig
 from search.cli import main
 from search.commands._paths import check_output_file, safe_name
 from search.redact import redact_url
-from search.study import open_storage
+from search.storage import open_storage
 from tests.search.conftest import (
     expect_one_line_error,
     launch_args,

@@ -21,12 +21,13 @@ from model.config import PRESETS, TrainConfig
 from search.best import TIE_Z, best_config, binomial_se, format_score, rank_configs
 from search.commands.export import trials_table
 from search.commands.train import stored_trial_config
+from search.progress import describe_trial
 from search.report.collect import best_config as report_v2
 from search.report.collect import collect_trials, summarize
 from search.report.confidence import confidence_lines
-from search.runner import describe_trial
 from search.space import parse_space
-from search.study import finished_trials, open_storage
+from search.storage import open_storage
+from search.trials import finished_trials
 from search.warm_start import warm_start_configs
 
 DISTS = {"hidden_size": IntDistribution(16, 512), "lr": FloatDistribution(1e-4, 1e-2, log=True)}

@@ -20,7 +20,7 @@ from search.confirm import ConfirmPlan, candidates, enqueue_repeats
 from search.objective import Objective
 from search.runner import run_trials
 from search.space import parse_space
-from search.study import finished_trials
+from search.trials import finished_trials
 from tests.search.conftest import launch_args, start_cli, wait_for
 
 SPACE = parse_space("[hidden_size]\nlow = 8\nhigh = 16\n[lr]\nlow = 1e-3\nhigh = 1e-2\nlog = true\n")

@@ -19,7 +19,7 @@ from search.connections import (
     room_for_workers,
     server_room,
 )
-from search.study import open_storage
+from search.storage import open_storage
 from tests.pgserver import PgServer, missing_postgres, postgres_server
 from tests.search.conftest import launch_args, start_cli
 

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from search.formatting import short_number
+from search.progress import format_params
 from search.report.tables import format_value
-from search.runner import format_params
 
 
 @pytest.mark.parametrize("value,text", [

@@ -20,7 +20,7 @@ from model.data import MnistSplits
 from search.objective import Objective
 from search.runner import run_trials
 from search.space import parse_space
-from search.study import open_storage
+from search.storage import open_storage
 
 
 class _SignalAt(optuna.samplers.RandomSampler):

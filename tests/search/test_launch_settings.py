@@ -1,6 +1,7 @@
 """The launch as a frozen plan: bad values refused before anything is written, a resume
 checked against the study's stored settings, studies lstm-search did not make refused,
-a lost V1 baseline re-queued, and storage failures reported in one line."""
+a lost V1 baseline re-queued, storage failures reported in one line, and run_trials'
+stop after failed trials in a row and its count of the search trials a run added."""
 
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ import optuna
 import pytest
 
 from tests.search.conftest import REPO, launch_args
-from model.config import PRESETS, config_fields, field_flag
+from model.config import MAX_SEED, PRESETS, config_fields, field_flag
 from search.cli import build_parser, main
 from search.commands.launch import open_study
 from search.exits import EXIT_TRIALS_FAILING, run_reporting
-from search.pruning import DEFAULT_PRUNE_BY
+from search.pruning import DEFAULT_PRUNE_BY, make_pruner
 from search.runner import TrialsKeepFailing, run_trials
+from search.samplers import make_sampler, sampler_seed
 from search.settings import DEFINING_KEYS, LaunchSettings, settings_differences
-from search.study import SEED_LIMIT, create_or_resume, make_pruner, make_sampler, open_storage, sampler_seed
+from search.storage import open_storage
+from search.study import create_or_resume
 
 TS = optuna.trial.TrialState
 
@@ -130,7 +133,7 @@ def test_every_flag_a_message_or_command_names_is_a_real_option() -> None:
     ("--subset", "99999999999999999999", "--subset must be >= 1 and <= 59950"),
     ("--subset", "1000", "--subset must be between 1 and 250"),  # more than the fake set holds
     ("--seed", "-1", "--seed must be >= 0"),
-    ("--seed", str(SEED_LIMIT), "--seed must be >= 0 and <= 2147483647"),
+    ("--seed", str(MAX_SEED + 1), "--seed must be >= 0 and <= 2147483647"),
     ("--seed", "3000000000", "--seed must be >= 0 and <= 2147483647"),  # passed here, failed in TrainConfig
     ("--worker-index", "-1", "--worker-index must be >= 0"),
     ("--worker-index", "10000000000", "--worker-index must be >= 0"),
@@ -158,8 +161,8 @@ def test_a_space_file_that_is_not_text_is_refused(created: tuple[str, list[str]]
 
 
 def test_every_seed_a_worker_can_get_is_one_the_samplers_take() -> None:
-    seed = sampler_seed(SEED_LIMIT - 1, 10**6, 10**6)
-    assert 0 <= seed < SEED_LIMIT
+    seed = sampler_seed(MAX_SEED, 10**6, 10**6)
+    assert 0 <= seed <= MAX_SEED
     make_sampler("tpe", seed)  # numpy refuses seeds >= 2**32
 
 
@@ -243,7 +246,17 @@ def test_a_success_resets_the_count_of_failures(tmp_path: Path) -> None:
     values = iter([float("nan")] * 4 + [0.5] + [float("nan")] * 4 + [0.6, 0.7])
     summary = run_trials(study, lambda trial: next(values), n_trials=3, progress=False,
                          max_consecutive_failures=5)
-    assert summary.complete == 3 and summary.failed == 8
+    states = [t.state for t in study.trials]
+    assert states.count(TS.COMPLETE) == 3 and states.count(TS.FAIL) == 8
+    assert summary.searched == 3  # failed trials do not count toward N
+
+
+def test_a_resumed_run_counts_the_search_trials_it_added_not_those_before(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    for value in (0.1, 0.2):
+        study.add_trial(optuna.trial.create_trial(value=value))  # an earlier run's
+    summary = run_trials(study, lambda trial: 0.5, n_trials=5, progress=False)
+    assert summary.searched == 3 and len(study.trials) == 5
 
 
 def test_trials_that_keep_failing_are_one_line_and_exit_3(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.study import FINISHED
+from search.trials import FINISHED
 from tests.pgserver import PgServer, missing_postgres, postgres_server
 from tests.search.conftest import launch_args, start_cli, states, wait_for
 from tests.search.test_crash_resume import kill_one_of_two_workers

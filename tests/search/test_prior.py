@@ -10,7 +10,7 @@ import pytest
 from search.cli import main
 from search.prior import PRIOR_ATTR, builtin_storage, is_prior
 from search.space import load_space
-from search.study import best_trial, finished_trials
+from search.trials import best_trial, finished_trials
 from tests.search.conftest import expect_one_line_error, launch_args, snapshot
 
 

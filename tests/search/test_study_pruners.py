@@ -6,8 +6,8 @@ import optuna
 import pytest
 
 from model.config import TrainConfig
+from search.pruning import FIRST_RUNG, make_pruner
 from search.space import load_space, parse_space
-from search.study import FIRST_RUNG, make_pruner
 
 
 def _pruned_steps(pruner: optuna.pruners.BasePruner, epochs: int, n: int = 8) -> list[int]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import optuna
 
-from search.study import open_storage
+from search.storage import open_storage
 
 N_WAITING = 60
 N_PROCESSES = 4

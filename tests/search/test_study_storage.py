@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.storages import RDBStorage
 
-from search.study import open_storage
+from search.storage import open_storage
 
 
 def test_in_memory_storage_works() -> None:

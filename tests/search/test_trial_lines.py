@@ -1,4 +1,4 @@
-"""The one line a launch prints per finished trial (search/runner.py, describe_trial)."""
+"""The one line a launch prints per finished trial (search/progress.py, describe_trial)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.runner import describe_trial
+from search.progress import describe_trial
 
 
 @pytest.mark.parametrize(("steps", "expected"), [

@@ -16,7 +16,10 @@ from tests.search.conftest import launch_args, start_cli, states
 from model.config import PRESETS, TrainConfig
 from model.errors import UserInputError
 from search.space import parse_space
-from search.study import create_or_resume, make_pruner, make_sampler, open_storage, sampler_seed
+from search.pruning import make_pruner
+from search.samplers import make_sampler, sampler_seed
+from search.storage import open_storage
+from search.study import create_or_resume
 
 SPACE = parse_space("[hidden_size]\nlow = 8\nhigh = 256\n[batch_size]\nchoices = [32, 512]\n")
 CPU = torch.device("cpu")

@@ -85,10 +85,10 @@ def test_the_tuning_sentence_says_when_every_cell_got_the_same_config() -> None:
 
 
 def test_a_one_seed_report_prints_no_zero_spread(tiny_mnist, tmp_path) -> None:
-    from search.report import write_report
+    from search.report import FinalRunSpec, write_report
     from tests.search.report.conftest import make_study
 
-    text = write_report(make_study(shrink=True), tmp_path / "r", data_root=str(tiny_mnist), device="cpu",
-                        seeds=1).markdown.read_text()
+    spec = FinalRunSpec(seeds=1, data_root=str(tiny_mnist))
+    text = write_report(make_study(shrink=True), tmp_path / "r", spec).markdown.read_text()
     assert "± 0.00" not in text and "mean ± std over 1 seed" not in text
     assert text.count("(one seed: spread unknown)") == 2  # V1's and V2's final accuracy

@@ -14,18 +14,26 @@ import torch
 from model.errors import DataError
 from search.report import build, write_report
 from search.report.parallel import plan_processes, run_jobs
-from search.report.retrain import FinalJob, FinalRun, load_final_data, plan_final_runs, store_run
+from search.report.retrain import (
+    FinalJob,
+    FinalRun,
+    FinalRunSpec,
+    load_final_data,
+    plan_final_runs,
+    store_run,
+)
 from tests.search.report import conftest
 from tests.search.report.conftest import make_study
 
 
-def _jobs(study: object, seeds: list[int]) -> list[FinalJob]:
+def _jobs(study: object, seeds: int) -> list[FinalJob]:
     from search.report.collect import best_config, resolve_baseline
 
     v1, _ = resolve_baseline(study, "v1")
     v2, _ = best_config(study)
-    return (plan_final_runs(study, "V1", v1, seeds)[1]
-            + plan_final_runs(study, "V2", v2, seeds, gates=True)[1])
+    spec = FinalRunSpec(seeds=seeds)
+    return (plan_final_runs(study, "V1", v1, spec)[1]
+            + plan_final_runs(study, "V2", v2, spec, gates=True)[1])
 
 
 def _without_seconds(run: FinalRun) -> dict[str, object]:
@@ -46,16 +54,17 @@ def test_runs_in_processes_equal_the_same_runs_one_after_the_other(tiny_mnist: P
     """One thread per run both ways: the same computation, so the same bits (the thread
     count is what may change a float sum's order, not the process)."""
     study = make_study(shrink=True)
-    jobs = _jobs(study, [0, 1])[1:3]
+    jobs = _jobs(study, 2)[1:3]
     assert [j.label for j in jobs] == ["V1 seed 1", "V2 seed 0"]
     root = str(tiny_mnist)
     here: dict[str, FinalRun] = {}
-    run_jobs(jobs, lambda seed: load_final_data(root, None, seed=seed), lambda j, r: here.__setitem__(j.label, r),
-             data_root=root, threads=1)
+    run_jobs(jobs, FinalRunSpec(data_root=root, threads=1), lambda seed: load_final_data(root, None, seed=seed),
+             lambda j, r: here.__setitem__(j.label, r))
     lines: list[str] = []
     apart: dict[str, FinalRun] = {}
-    run_jobs(jobs, lambda seed: pytest.fail("the parent must not load data for its children"),
-             lambda j, r: apart.__setitem__(j.label, r), data_root=root, log=lines.append, threads=2)
+    run_jobs(jobs, FinalRunSpec(data_root=root, threads=2),
+             lambda seed: pytest.fail("the parent must not load data for its children"),
+             lambda j, r: apart.__setitem__(j.label, r), log=lines.append)
     assert lines[0] == "training 2 final runs in 2 processes x 1 thread(s)"
     assert set(apart) == set(here)
     for label in here:
@@ -76,7 +85,7 @@ def test_ctrl_c_stops_every_child_keeps_whole_runs_and_the_report_resumes_the_re
     # Longer runs, so the Ctrl-C lands while the other children are still training.
     monkeypatch.setattr(conftest, "tiny", lambda c: c.with_overrides(hidden_size=8, epochs=8, batch_size=64))
     study = make_study(shrink=True)
-    jobs = _jobs(study, [0, 1])
+    jobs = _jobs(study, 2)
     root = str(tiny_mnist)
     stored: list[str] = []
 
@@ -86,8 +95,8 @@ def test_ctrl_c_stops_every_child_keeps_whole_runs_and_the_report_resumes_the_re
         os.kill(os.getpid(), signal.SIGINT)  # held until the run is stored, then delivered
 
     with pytest.raises(KeyboardInterrupt):
-        run_jobs(jobs, lambda seed: pytest.fail("loaded in the parent"), store_then_ctrl_c, data_root=root,
-                 threads=2)
+        run_jobs(jobs, FinalRunSpec(data_root=root, threads=2), lambda seed: pytest.fail("loaded in the parent"),
+                 store_then_ctrl_c)
     assert len(stored) == 1  # the interrupt came right after the first run was stored
     assert mp.active_children() == []  # every child stopped and reaped
     keys = [k for k in study.user_attrs if k.startswith("final_run:")]
@@ -95,26 +104,26 @@ def test_ctrl_c_stops_every_child_keeps_whole_runs_and_the_report_resumes_the_re
 
     # The same report again trains only the three missing runs.
     torch.set_num_threads(1)
-    paths = write_report(study, tmp_path / "r", data_root=root, device="cpu", seeds=2)
+    paths = write_report(study, tmp_path / "r", FinalRunSpec(seeds=2, data_root=root))
     assert sorted(paths.retrained) == sorted(j.label for j in jobs if j.label not in stored)
 
 
 def test_a_failing_child_raises_its_error_here_and_stops_the_others(tiny_mnist: Path) -> None:
     study = make_study(shrink=True)
-    jobs = _jobs(study, [0])
+    jobs = _jobs(study, 1)
     # Each child loads its images: 1,000 of a 400-image data root fails there, with the
     # loader's own error, which reaches this process with its class and words.
     with pytest.raises(DataError, match="--subset must be between 1 and 400"):
-        run_jobs(jobs, lambda seed: pytest.fail("loaded in the parent"), lambda j, r: None,
-                 data_root=str(tiny_mnist), subset=1000, threads=2)
+        run_jobs(jobs, FinalRunSpec(data_root=str(tiny_mnist), subset=1000, threads=2),
+                 lambda seed: pytest.fail("loaded in the parent"), lambda j, r: None)
     assert mp.active_children() == []
 
 
 def test_the_report_trains_in_processes_when_given_the_threads(tiny_mnist: Path, tmp_path: Path) -> None:
     study = make_study(shrink=True)
     lines: list[str] = []
-    paths = write_report(study, tmp_path / "r", data_root=str(tiny_mnist), device="cpu", seeds=1,
-                         threads=2, log=lines.append)
+    paths = write_report(study, tmp_path / "r", FinalRunSpec(seeds=1, data_root=str(tiny_mnist), threads=2),
+                         log=lines.append)
     assert paths.retrained == ("V1 seed 0", "V2 seed 0")
     assert "training 2 final runs in 2 processes x 1 thread(s)" in lines
     assert build.load_final_data is load_final_data  # the parent never needed the images here
@@ -129,8 +138,8 @@ def test_when_v2_is_v1_one_run_serves_both(tiny_mnist: Path, tmp_path: Path) -> 
     study = make_study(shrink=True)
     same = tmp_path / "v2.json"
     same.write_text(json.dumps(conftest.tiny(conftest.BEST).to_dict()))
-    paths = write_report(study, tmp_path / "r", baseline=str(same), data_root=str(tiny_mnist), device="cpu",
-                         seeds=1, threads=2)
+    paths = write_report(study, tmp_path / "r", FinalRunSpec(seeds=1, data_root=str(tiny_mnist), threads=2),
+                         baseline=str(same))
     assert paths.retrained == ("V1 seed 0",)
     runs = [v for k, v in study.user_attrs.items() if k.startswith("final_run:")]
     assert len(runs) == 1 and runs[0]["gates"] is not None

@@ -4,6 +4,7 @@ the second report reuses the cached final runs, and bad input is one line, exit 
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -12,7 +13,7 @@ import pytest
 
 from search.artifacts import list_artifacts
 from search.cli import main
-from search.report import build, retrain, write_report
+from search.report import FinalRunSpec, build, retrain, write_report
 from search.report.cells import load_comparison
 from tests.fakes import TINY_SPACE
 from tests.search.report.conftest import make_study
@@ -29,7 +30,8 @@ def test_report_writes_every_section_and_reuses_cached_runs(
     tiny_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     study = make_study(shrink=True)
-    paths = write_report(study, tmp_path / "r", data_root=str(tiny_mnist), device="cpu", seeds=2)
+    spec = FinalRunSpec(seeds=2, data_root=str(tiny_mnist))
+    paths = write_report(study, tmp_path / "r", spec)
     assert paths.retrained == ("V1 seed 0", "V1 seed 1", "V2 seed 0", "V2 seed 1")
     for name in FILES:
         assert (tmp_path / "r" / name).stat().st_size > 0, name
@@ -52,21 +54,22 @@ def test_report_writes_every_section_and_reuses_cached_runs(
 
     monkeypatch.setattr(retrain, "run_final", no_training)
     monkeypatch.setattr(build, "load_final_data", no_training)
-    again = write_report(study, tmp_path / "r", data_root=str(tiny_mnist), device="cpu", seeds=2)
+    again = write_report(study, tmp_path / "r", spec)
     assert again.retrained == ()
     assert again.markdown.read_text().split("## 2.")[1].split("## 3.")[0] == text.split("## 2.")[1].split("## 3.")[0]
 
 
 def test_retrain_flag_and_a_different_subset_train_again(tiny_mnist: Path, tmp_path: Path) -> None:
     study = make_study(shrink=True)
-    kw = {"data_root": str(tiny_mnist), "seeds": 1}
-    write_report(study, tmp_path / "a", subset=200, **kw)
-    assert write_report(study, tmp_path / "a", subset=200, **kw).retrained == ()
-    assert write_report(study, tmp_path / "a", subset=200, retrain=True, **kw).retrained == (
+    one = FinalRunSpec(seeds=1, data_root=str(tiny_mnist))
+    subset = FinalRunSpec(seeds=1, data_root=str(tiny_mnist), subset=200)
+    write_report(study, tmp_path / "a", subset)
+    assert write_report(study, tmp_path / "a", subset).retrained == ()
+    assert write_report(study, tmp_path / "a", replace(subset, retrain=True)).retrained == (
         "V1 seed 0", "V2 seed 0")
-    assert write_report(study, tmp_path / "b", **kw).retrained == ("V1 seed 0", "V2 seed 0")
+    assert write_report(study, tmp_path / "b", one).retrained == ("V1 seed 0", "V2 seed 0")
     # One more seed trains only the new seed of each.
-    assert write_report(study, tmp_path / "b", data_root=str(tiny_mnist), seeds=2).retrained == (
+    assert write_report(study, tmp_path / "b", replace(one, seeds=2)).retrained == (
         "V1 seed 1", "V2 seed 1")
     # The reproduce section points to the other seeds only when there are some.
     assert "`--seed` changed (V2: 0, 1)" in (tmp_path / "b" / "report.md").read_text()
@@ -162,21 +165,22 @@ def test_bad_input_is_one_line_and_exit_2(
 
 def test_runs_cached_before_gates_existed_are_retrained_once_for_them(tiny_mnist: Path, tmp_path: Path) -> None:
     study = make_study(shrink=True)
-    write_report(study, tmp_path / "r", data_root=str(tiny_mnist), seeds=1)
+    spec = FinalRunSpec(seeds=1, data_root=str(tiny_mnist))
+    write_report(study, tmp_path / "r", spec)
     for key, run in study.user_attrs.items():  # as a report of an older version left them
         if key.startswith(retrain.CACHE_PREFIX):
             study.set_user_attr(key, {k: v for k, v in run.items() if k != "gates"})
-    again = write_report(study, tmp_path / "r", data_root=str(tiny_mnist), seeds=1)
+    again = write_report(study, tmp_path / "r", spec)
     assert again.retrained == ("V2 seed 0",)  # V1 needs no gates; V2 has none left
     assert "## 6. What the gates do (measured on V2)" in again.markdown.read_text()
-    assert write_report(study, tmp_path / "r", data_root=str(tiny_mnist), seeds=1).retrained == ()
+    assert write_report(study, tmp_path / "r", spec).retrained == ()
 
 
 def test_the_reproduce_command_retrains_the_reported_run_exactly(
     tiny_mnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     study = make_study(shrink=True)
-    paths = write_report(study, tmp_path / "r", data_root=str(tiny_mnist), seeds=2)
+    paths = write_report(study, tmp_path / "r", FinalRunSpec(seeds=2, data_root=str(tiny_mnist)))
     text = paths.markdown.read_text()
     command = next(line for line in text.splitlines() if line.startswith("lstm-search train --cell")
                    and "--optimizer adamw" in line)  # V2's

@@ -1,0 +1,44 @@
+"""The samplers a launch can choose (``--sampler``) and the seed each process gives its own.
+
+The pruners are search/pruning.py's; the seed bound is model/config.py's ``MAX_SEED``.
+"""
+
+from __future__ import annotations
+
+import optuna
+
+from model.config import MAX_SEED
+from model.errors import UserInputError
+
+__all__ = ["DEFAULT_SAMPLER", "SAMPLERS", "make_sampler", "sampler_seed"]
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp")
+DEFAULT_SAMPLER = "tpe"  # the launch's default (replayed by benchmarks/replay.py)
+_WORKER_SEED_STRIDE = 1_000_003  # a prime far above any study's trial count
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler called ``name`` (one of SAMPLERS), seeded with ``seed``."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # CMA-ES handles the numeric parameters; categorical ones fall back to TPE.
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, independent_sampler=optuna.samplers.TPESampler(seed=seed),
+            warn_independent_sampling=False,
+        )
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    raise UserInputError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def sampler_seed(seed: int, existing_trials: int, worker_index: int = 0) -> int:
+    """The sampler's seed for one process joining a study, wrapped into 0..MAX_SEED.
+
+    Offset by the trials the study already holds (a resumed sampler must not redraw the
+    configurations it tried) and by the worker index (K workers started together see the
+    same count and would otherwise draw identical configurations).
+    """
+    return (seed + existing_trials + _WORKER_SEED_STRIDE * worker_index) % (MAX_SEED + 1)
