@@ -80,7 +80,7 @@ class TrainConfig:
     # fp32, or bf16 matmuls under autocast (fp32 master weights and cell state); auto: bf16
     # only where a start-up probe finds bf16 faster on this machine (model.precision).
     # fp32 by default: two seeds cannot show bf16's accuracy equal to fp32's
-    # (benchmarks/RESULTS.md, "Accuracy: bf16 vs fp32"), and auto's probe can pick
+    # (benchmarks/RESULTS.md#bf16), and auto's probe can pick
     # differently at 1 and 2 threads, which would mix precisions within one study.
     precision: str = "fp32"
 

@@ -17,7 +17,7 @@ products use MKL's packed GEMM (W packed once per sequence instead of once per s
 off by default until measured faster (``benchmarks/bench_throughput.py --packed-gemm``).
 The float32 products go through oneDNN's matmul instead of MKL's sgemm on x86 CPUs with
 AVX-512 not made by Intel, where MKL keeps to its AVX2 kernels and oneDNN is faster
-(benchmarks/RESULTS.md, "Trial speed on this machine"); ``LSTM_SEARCH_ONEDNN_GEMM=1`` or ``=0``
+(benchmarks/RESULTS.md#float32-products); ``LSTM_SEARCH_ONEDNN_GEMM=1`` or ``=0``
 forces the choice either way, ``gemm_backend()`` says which is in use.
 """
 
@@ -71,7 +71,7 @@ def _flags() -> tuple[str, list[str]]:
     capability = torch.backends.cpu.get_cpu_capability()
     if capability == "AVX512":  # torch's AVX512 level implies F, BW, DQ and VL
         # 16 lanes for the fused loops: faster than the AVX2 build at the default space's
-        # sizes (benchmarks/RESULTS.md, "Training samples/s vs nn.LSTM").
+        # sizes (benchmarks/RESULTS.md#fp32-throughput).
         return "avx512", [*flags, "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma",
                           "-mprefer-vector-width=512"]
     if capability == "AVX2":
@@ -199,7 +199,7 @@ def _onednn_wanted() -> bool:
     """oneDNN for the float32 products where MKL is slow: x86 CPUs with AVX-512 not made by
     Intel (MKL dispatches its AVX-512 kernels on Intel's only). Without AVX-512 both run
     AVX2 kernels and MKL's sgemm, with its lower cost per call, trained faster at every
-    measured shape (benchmarks/RESULTS.md, "Trial speed on this machine"); on Intel, MKL
+    measured shape (benchmarks/RESULTS.md#float32-products); on Intel, MKL
     keeps pace with nn.LSTM. ``LSTM_SEARCH_ONEDNN_GEMM`` overrides either way."""
     setting = os.environ.get("LSTM_SEARCH_ONEDNN_GEMM", "").strip()
     if setting:

@@ -15,8 +15,8 @@ LSTM path (``model.fused_lstm``) that replaced it:
   fused path evaluates in chunks of ``NO_GRAD_CHUNK`` (256) rows, so it needs less;
 * a fixed allowance for the allocator and lazily loaded kernels.
 
-Checked against a real worker with ``benchmarks/bench_rss.py`` (benchmarks/RESULTS.md,
-"Peak RSS of one trial"): most of a process's peak is reached before its trial starts
+Checked against a real worker with ``benchmarks/bench_rss.py``
+(benchmarks/RESULTS.md#peak-rss): most of a process's peak is reached before its trial starts
 (imports, mostly shared-library pages, then the uint8 and float copies made while loading
 the data, freed afterwards). The trial itself fits in memory the loading freed, and
 ``ru_maxrss`` cannot isolate its share; what it does show is that the whole-process figure

@@ -9,7 +9,7 @@ other, so early in a study (few values at a rung) it keeps such trials running.
 The floor is a mixin of the rung pruners (``search/pruning.py`` builds them), not a
 wrapper: TPE samples a Hyperband-pruned study's trials by their bracket, which it finds by
 the pruner's type. Whether the launch uses it by default is decided by measurement
-(benchmarks/floor_check.py; benchmarks/RESULTS.md, "A floor under Hyperband").
+(benchmarks/floor_check.py; benchmarks/RESULTS.md#floor).
 """
 
 from __future__ import annotations

@@ -13,8 +13,7 @@ Two ways to say where a trial is when the pruner compares it with others:
 The default is by progress with the first rung at a third of each trial's epochs, chosen by
 replaying both on the recorded learning-curve table (benchmarks/replay.py): by progress,
 Hyperband pruned fewer configurations that would have finished among the table's best,
-and reached them as fast. The figures are in benchmarks/RESULTS.md, "The replay on 63
-configurations: which rung to trust, and the new default".
+and reached them as fast. The figures are in benchmarks/RESULTS.md#prune-by-progress.
 """
 
 from __future__ import annotations
@@ -53,7 +52,8 @@ REDUCTION = 3  # Hyperband / successive halving keep the best third at each rung
 # sooner). Epoch-1 accuracy ranks configurations wrongly: a one-cycle schedule is still
 # warming up and random shifts slow the start (a shifted run can trail after epoch 1 and
 # lead at the end), and a first search pruned exactly such trials at epoch 1
-# (benchmarks/RESULTS.md, "Search quality"). By epoch 3 the warm-up is mostly done.
+# (benchmarks/RESULTS-log.md#log-2026-11-22-search-quality). By epoch 3 the warm-up is
+# mostly done.
 FIRST_RUNG = 3
 # By progress, the first rung is at this percentage of each trial's own epochs: at a
 # quarter the rank of shifted runs is still unreliable, and the replay above pruned top
@@ -65,9 +65,8 @@ PROGRESS_STEPS = 100
 # keeps the best third, so a good configuration that starts slowly loses to whichever trial
 # learned fastest. It does not pay, neither at full fidelity (the time saved reached a
 # better configuration than the ones pruned early) nor on the replay (a guard of 5 or 10
-# trials reached the table's best later): benchmarks/RESULTS.md, "45 minutes at full
-# fidelity" and "The replay on 101 configurations". So none by default;
-# benchmarks/replay.py compares values (":sN").
+# trials reached the table's best later): benchmarks/RESULTS.md#replay. So none by
+# default; benchmarks/replay.py compares values (":sN").
 DEFAULT_STARTUP = 0
 
 
