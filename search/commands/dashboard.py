@@ -92,10 +92,11 @@ def run(args: argparse.Namespace) -> int:
     url = f"http://{host}:{port}/dashboard/"
     if study is not None:
         url += f"studies/{study._study_id}"
-    # Flushed at once: scripts and tests read the address (with the real port) from this line.
-    print(f"optuna-dashboard at {url} (storage {redact_url(args.storage)}, artifacts "
-          f"{artifact_dir_for(args.storage, args.artifacts)}); Ctrl-C stops", flush=True)
     try:
+        # Flushed at once: scripts and tests read the address (with the real port) from this
+        # line, and may send Ctrl-C as soon as they have it: hence inside the try.
+        print(f"optuna-dashboard at {url} (storage {redact_url(args.storage)}, artifacts "
+              f"{artifact_dir_for(args.storage, args.artifacts)}); Ctrl-C stops", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("dashboard stopped")
