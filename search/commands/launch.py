@@ -35,7 +35,8 @@ from search.study import (
 from search.warm_start import (
     DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, trials_missing, warm_start_configs,
 )
-from search.workers import plan_workers, run_worker, run_workers
+from search.worker_plan import plan_workers
+from search.workers import run_worker, run_workers
 
 __all__ = ["open_study", "register", "run"]
 
