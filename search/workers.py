@@ -1,10 +1,11 @@
 """K worker processes on one machine, all running the same study.
 
 A worker is ``run_worker(settings, index, threads)``: a plain function of the launch's
-frozen settings that opens the storage, loads the data and runs trials. A single-process
-launch calls it directly; here K spawned processes each call it with their own index and
-a share of the CPU threads, so they behave exactly like K copies of the command started
-by hand, or on K machines against one PostgreSQL.
+frozen settings that opens the storage, loads the data (``load_data``, the one reading of
+the data flags) and runs trials. A single-process launch calls it directly; here K spawned
+processes each call it with their own index and a share of the CPU threads, so they behave
+exactly like K copies of the command started by hand, or on K machines against one
+PostgreSQL.
 How many workers and threads fit is search/worker_plan.py's job.
 The study itself is the only thing they share: Optuna hands each worker the next trial,
 the heartbeat fails a dead worker's trial and re-queues it, and every worker stops when the
@@ -26,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import optuna
 import torch
@@ -55,7 +57,7 @@ from search.study import (
 )
 from search.worker_plan import WorkerPlan
 
-__all__ = ["run_worker", "run_workers"]
+__all__ = ["DataFlags", "load_data", "run_worker", "run_workers"]
 
 POLL_SECONDS = 1.0
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying points at a real problem
@@ -63,6 +65,19 @@ MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying points at a real 
 _NO_RESTART = (0, EXIT_BAD_INPUT, EXIT_TRIALS_FAILING, EXIT_INTERRUPTED)
 _LINE_STATES = (*FINISHED, optuna.trial.TrialState.FAIL)  # the trials that get a line
 _SPAWN = mp.get_context("spawn")  # fork would copy torch's thread pools and open DB connections
+
+
+class DataFlags(Protocol):
+    """What names the training data: a launch's LaunchSettings, or train's parsed flags."""
+
+    data_root: str | None
+    val_size: int
+    subset: int | None
+
+
+def load_data(flags: DataFlags, seed: int) -> MnistSplits:
+    """The train / validation split the data flags name, split with ``seed``."""
+    return load_splits(flags.data_root, val_size=flags.val_size, subset=flags.subset, seed=seed)
 
 
 def run_worker(
@@ -79,8 +94,7 @@ def run_worker(
     device = resolve_device(settings.device)
     prepare_kernels(device, echo=echo or print)  # a worker loads what the launch built, before its first trial
     if data is None:
-        data = load_splits(settings.data_root, val_size=settings.val_size, subset=settings.subset,
-                           seed=settings.seed)
+        data = load_data(settings, settings.seed)
     storage = open_storage(settings.storage)
     store = open_artifact_store(settings.storage, settings.artifacts)
     load_existing_study(settings.study, storage)  # an unknown name is an error, not a new study

@@ -3,16 +3,19 @@ that picks K: tests/search/test_worker_plan.py)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from model.config import PRESETS
 from search.space import parse_space
 from search.study import create_or_resume, make_pruner, make_sampler, open_storage, sampler_seed
+from search.workers import load_data
 from tests.search.conftest import launch_args, start_cli, states
 
 
@@ -94,3 +97,13 @@ def test_workers_get_different_sampler_seeds() -> None:
         "x", optuna.distributions.FloatDistribution(0, 1)) for s in seeds}
     assert len(draws) == 8
 
+
+
+def test_the_data_flags_are_read_the_same_for_launch_and_train(fake_root: Path) -> None:
+    # launch passes its LaunchSettings, train its parsed flags: one reading of the three flags.
+    flags = argparse.Namespace(data_root=str(fake_root), val_size=50, subset=120)
+    data = load_data(flags, seed=0)
+    assert (len(data.train_y), len(data.val_y)) == (120, 50)
+    again, other = load_data(flags, seed=0), load_data(flags, seed=1)
+    assert torch.equal(data.val_y, again.val_y)
+    assert not torch.equal(data.train_x, other.train_x)  # the seed orders the split
