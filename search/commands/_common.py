@@ -1,4 +1,5 @@
-"""Flags shared by several subcommands, and the data loading they imply."""
+"""Flags shared by several subcommands, declared, checked and applied once (the data they
+name is loaded by search/workers.py's ``load_data``, for launch and train alike)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from model.config import (
     SCHEDULES,
     TrainConfig,
 )
-from model.data import DATA_ENV, MNIST_TRAIN_IMAGES, MnistSplits, load_splits
+from model.data import DATA_ENV, MNIST_TRAIN_IMAGES
 from model.device import DEVICES, resolve_device
 from model.errors import UserInputError
 from search.names import check_study_name
@@ -112,7 +113,3 @@ def setup_hardware(args: argparse.Namespace) -> torch.device:
         check_range("--threads", args.threads, 1, MAX_THREADS)
         torch.set_num_threads(args.threads)
     return resolve_device(args.device)
-
-
-def load_data(args: argparse.Namespace, seed: int) -> MnistSplits:
-    return load_splits(args.data_root, val_size=args.val_size, subset=args.subset, seed=seed)
