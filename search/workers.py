@@ -1,10 +1,12 @@
 """K worker processes on one machine, all running the same study.
 
 A worker is ``run_worker(settings, index, threads)``: a plain function of the launch's
-frozen settings that opens the storage, loads the data and runs trials. A single-process
-launch calls it directly; here K spawned processes each call it with their own index and
-a share of the CPU threads, so they behave exactly like K copies of the command started
-by hand, or on K machines against one PostgreSQL.
+frozen settings that opens the storage, loads the data (``load_data``, the one reading of
+the data flags) and runs trials. A single-process launch calls it directly; here K spawned
+processes each call it with their own index and a share of the CPU threads, so they behave
+exactly like K copies of the command started by hand, or on K machines against one
+PostgreSQL.
+How many workers and threads fit is search/worker_plan.py's job.
 The study itself is the only thing they share: Optuna hands each worker the next trial,
 the heartbeat fails a dead worker's trial and re-queues it, and every worker stops when the
 study holds N finished trials.
@@ -24,23 +26,15 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import optuna
 import torch
 from tqdm.auto import tqdm
 
-from model.config import TrainConfig
 from model.data import MnistSplits, load_splits
 from model.device import resolve_device
-from model.errors import UserInputError
-from model.memory import (
-    PROCESS_OVERHEAD_BYTES,
-    available_memory,
-    data_bytes,
-    format_bytes,
-    trial_peak_bytes,
-)
 from search.artifacts import open_artifact_store
 from search.best import val_size_of
 from search.exits import (
@@ -54,79 +48,32 @@ from search.progress import budget_end, describe_trial, update_bar
 from search.runner import RunSummary, prepare_kernels, run_trials
 from search.samplers import make_sampler, sampler_seed
 from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
-from search.space import SearchSpace
 from search.storage import open_storage
 from search.study import load_existing_study
 from search.trials import FINISHED, existing_trial_count, finished_trials
+from search.worker_plan import WorkerPlan
 
-__all__ = ["WorkerPlan", "available_cores", "largest_config", "plan_workers", "run_worker", "run_workers"]
+__all__ = ["DataFlags", "load_data", "run_worker", "run_workers"]
 
 POLL_SECONDS = 1.0
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying points at a real problem
 # Exits that say the worker itself is fine and a restart would change nothing.
 _NO_RESTART = (0, EXIT_BAD_INPUT, EXIT_TRIALS_FAILING, EXIT_INTERRUPTED)
 _LINE_STATES = (*FINISHED, optuna.trial.TrialState.FAIL)  # the trials that get a line
+_SPAWN = mp.get_context("spawn")  # fork would copy torch's thread pools and open DB connections
 
 
-@dataclass(frozen=True)
-class WorkerPlan:
-    workers: int
-    threads: int  # torch threads per worker
-    per_worker_bytes: int  # estimated peak RAM of one worker
+class DataFlags(Protocol):
+    """What names the training data: a launch's LaunchSettings, or train's parsed flags."""
+
+    data_root: str | None
+    val_size: int
+    subset: int | None
 
 
-def available_cores() -> int:
-    """Cores this process may run on (the affinity mask, which containers narrow)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def largest_config(space: SearchSpace, base: TrainConfig) -> TrainConfig:
-    """The space's most memory-hungry config: the largest hidden and batch sizes it allows,
-    at whichever end of its steps range costs more (activations grow with the steps, the
-    input weights with the pixels per step), so launch refuses what train would refuse."""
-    big = base.with_overrides(
-        hidden_size=space.int_bounds("hidden_size", base)[1], batch_size=space.int_bounds("batch_size", base)[1]
-    )
-    ends = [big.with_overrides(steps=s) for s in space.int_bounds("steps", base)]
-    return max(ends, key=trial_peak_bytes)
-
-
-def plan_workers(
-    requested: str, threads: int | None, space: SearchSpace, base: TrainConfig,
-    n_images: int, device: torch.device,
-) -> WorkerPlan:
-    """How many workers (``auto`` or a number) and threads each, refusing what cannot fit.
-
-    ``auto`` = min(cores, workers whose peak memory fits in available RAM); on a GPU it is 1,
-    since every worker would hold its own CUDA context and copy of the data on one card.
-    """
-    big = largest_config(space, base)
-    trial = trial_peak_bytes(big)
-    on_gpu = device.type == "cuda"
-    per_worker = PROCESS_OVERHEAD_BYTES + data_bytes(n_images) + (0 if on_gpu else trial)
-    ram = available_memory("cpu")
-    fit_ram = max(0, ram // per_worker) if ram is not None else None
-    if on_gpu:
-        gpu = available_memory(device)
-        if gpu is not None and trial + data_bytes(n_images) > gpu:
-            raise UserInputError(_too_big(big, trial + data_bytes(n_images), gpu, "GPU memory"))
-    if fit_ram == 0:
-        raise UserInputError(_too_big(big, per_worker, ram or 0, "RAM"))
-    if requested == "auto":
-        workers = 1 if on_gpu else min(available_cores(), fit_ram or available_cores())
-    else:
-        workers = _parse_count(requested)
-        if fit_ram is not None and workers > fit_ram:
-            raise UserInputError(
-                f"--workers {workers} needs about {format_bytes(workers * per_worker)} of RAM "
-                f"({format_bytes(per_worker)} each at the space's largest hidden_size "
-                f"{big.hidden_size} / batch_size {big.batch_size}) but {format_bytes(ram or 0)} is "
-                f"available; use --workers {fit_ram} or fewer"
-            )
-    per_thread = threads if threads is not None else max(1, available_cores() // workers)
-    return WorkerPlan(workers=workers, threads=per_thread, per_worker_bytes=per_worker)
+def load_data(flags: DataFlags, seed: int) -> MnistSplits:
+    """The train / validation split the data flags name, split with ``seed``."""
+    return load_splits(flags.data_root, val_size=flags.val_size, subset=flags.subset, seed=seed)
 
 
 def run_worker(
@@ -143,8 +90,7 @@ def run_worker(
     device = resolve_device(settings.device)
     prepare_kernels(device, echo=echo or print)  # a worker loads what the launch built, before its first trial
     if data is None:
-        data = load_splits(settings.data_root, val_size=settings.val_size, subset=settings.subset,
-                           seed=settings.seed)
+        data = load_data(settings, settings.seed)
     storage = open_storage(settings.storage)
     store = open_artifact_store(settings.storage, settings.artifacts)
     load_existing_study(settings.study, storage)  # an unknown name is an error, not a new study
@@ -163,76 +109,104 @@ def run_worker(
                       confirm=settings.confirm, confirm_deadline=settings.deadline)
 
 
+@dataclass
+class _Pool:
+    """The worker processes of one launch: which run, how often each slot was restarted,
+    and the exit code each slot ended with."""
+
+    settings: LaunchSettings
+    plan: WorkerPlan
+    procs: dict[int, mp.process.BaseProcess] = field(default_factory=dict)
+    restarts: dict[int, int] = field(default_factory=dict)
+    codes: dict[int, int] = field(default_factory=dict)
+
+    def start(self, index: int) -> None:
+        # Indexes continue from this command's own, so machines given 0, 10, 20... stay apart.
+        proc = _SPAWN.Process(target=_worker_main,
+                              args=(self.settings, self.settings.worker_index + index, self.plan.threads),
+                              name=f"lstm-search-worker-{index}")
+        proc.start()
+        self.procs[index] = proc
+
+    def reap(self, study: optuna.Study, bar: tqdm) -> None:
+        """Collect the workers that ended since the last poll; restart those that died
+        while work is left, up to MAX_RESTARTS times per slot."""
+        for index, proc in list(self.procs.items()):
+            if proc.exitcode is None:
+                continue
+            proc.join()
+            del self.procs[index]
+            code = proc.exitcode
+            self.codes[index] = code
+            died = code not in _NO_RESTART  # killed or crashed
+            # Restarted in the confirmation phase too: one with nothing left to do exits at once.
+            work_left = finished_trials(study) < self.settings.n_trials or self.settings.confirm.enabled
+            done = self.restarts.get(index, 0)
+            if died and work_left and done < MAX_RESTARTS:
+                self.restarts[index] = done + 1
+                bar.write(f"worker {index} exited with code {code}; restarting it "
+                          f"({done + 1}/{MAX_RESTARTS}); its trial is re-run after the heartbeat grace period")
+                self.start(index)
+
+
 def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study) -> int:
     """Spawn ``plan.workers`` worker processes on ``study`` and watch them until they end.
 
     Returns 0 when the study reached N, 130 after Ctrl-C, else a worker's exit code.
     """
-    ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and open DB connections
-    n_trials = settings.n_trials
-    procs: dict[int, mp.process.BaseProcess] = {}
-    restarts = dict.fromkeys(range(plan.workers), 0)
-    codes: dict[int, int] = {}
-
-    def start(index: int) -> None:
-        # Indexes continue from this command's own, so machines given 0, 10, 20... stay apart.
-        proc = ctx.Process(target=_worker_main,
-                           args=(settings, settings.worker_index + index, plan.threads),
-                           name=f"lstm-search-worker-{index}")
-        proc.start()
-        procs[index] = proc
-
+    pool = _Pool(settings, plan)
     # `kill PID` (SIGTERM) on this command takes the Ctrl-C path: workers record their
     # trials and stop, instead of running on as orphans in their own process groups.
     received: list[int] = []
-
-    def on_term(signum: int, frame: object) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt(received))
     shown = {t.number for t in study.get_trials(deepcopy=False, states=_LINE_STATES)}  # an earlier run's
     for index in range(plan.workers):
-        start(index)
-    bar = tqdm(total=n_trials, unit="trial", desc=f"{study.study_name} [search]", disable=not settings.progress,
-               dynamic_ncols=True)
+        pool.start(index)
+    bar = tqdm(total=settings.n_trials, unit="trial", desc=f"{study.study_name} [search]",
+               disable=not settings.progress, dynamic_ncols=True)
     ends = budget_end(settings.deadline)
     interrupted = False
     try:
-        while procs:
+        while pool.procs:
             time.sleep(POLL_SECONDS)
-            _write_new_trials(bar, study, shown)
-            update_bar(bar, study, n_trials, ends, settings.search_deadline)
-            for index, proc in list(procs.items()):
-                if proc.exitcode is None:
-                    continue
-                proc.join()
-                del procs[index]
-                code = proc.exitcode
-                codes[index] = code
-                died = code not in _NO_RESTART  # killed or crashed
-                # Restarted in the confirmation phase too: one with nothing left to do exits at once.
-                work_left = finished_trials(study) < n_trials or settings.confirm.enabled
-                if died and work_left and restarts[index] < MAX_RESTARTS:
-                    restarts[index] += 1
-                    bar.write(f"worker {index} exited with code {code}; restarting it "
-                              f"({restarts[index]}/{MAX_RESTARTS}); its trial is re-run after the heartbeat grace period")
-                    start(index)
+            _show_progress(bar, study, shown, settings, ends)
+            pool.reap(study, bar)
     except KeyboardInterrupt:
         interrupted = True
         bar.write("interrupted: each worker records its running trial as failed, then stops "
                   "(Ctrl-C again to kill them; their trials are then failed and re-run on resume)")
-        _stop(procs, codes)
+        _stop(pool.procs, pool.codes)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _write_new_trials(bar, study, shown)
-        update_bar(bar, study, n_trials, ends, settings.search_deadline)
+        _show_progress(bar, study, shown, settings, ends)
         bar.close()
-    for index in sorted(codes):
-        if codes[index] != 0 and not interrupted:
-            print(f"worker {index} exited with code {codes[index]}", file=sys.stderr)
     if interrupted:
         return 128 + (received[0] if received else signal.SIGINT)
+    return _exit_code(pool.codes, study, settings.n_trials)
+
+
+def _raise_interrupt(received: list[int]) -> Callable[[int, object], None]:
+    """A signal handler that records the signal and takes the Ctrl-C path."""
+
+    def on_signal(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    return on_signal
+
+
+def _show_progress(bar: tqdm, study: optuna.Study, shown: set[int], settings: LaunchSettings,
+                   ends: str | None) -> None:
+    _write_new_trials(bar, study, shown)
+    update_bar(bar, study, settings.n_trials, ends, settings.search_deadline)
+
+
+def _exit_code(codes: dict[int, int], study: optuna.Study, n_trials: int) -> int:
+    """After the workers ended by themselves: name each that failed; 0 when the study
+    reached N, else the first failing worker's code."""
+    for index in sorted(codes):
+        if codes[index] != 0:
+            print(f"worker {index} exited with code {codes[index]}", file=sys.stderr)
     if finished_trials(study) >= n_trials:
         return 0
     failing = [c for c in codes.values() if c != 0]
@@ -299,21 +273,3 @@ def _write_new_trials(bar: tqdm, study: optuna.Study, shown: set[int]) -> None:
         if trial.number not in shown:
             shown.add(trial.number)
             bar.write(describe_trial(trial, val_size))
-
-
-def _parse_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UserInputError(f"--workers must be 'auto' or a whole number >= 1 (got {text!r})") from None
-    if value < 1:
-        raise UserInputError(f"--workers must be >= 1 (got {value})")
-    return value
-
-
-def _too_big(cfg: TrainConfig, need: int, free: int, where: str) -> str:
-    return (
-        f"the space allows hidden_size {cfg.hidden_size} with batch_size {cfg.batch_size}, whose trials need "
-        f"about {format_bytes(need)} but only {format_bytes(free)} of {where} is available; "
-        "lower hidden_size.high or the batch sizes in the space file"
-    )

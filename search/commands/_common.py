@@ -1,4 +1,5 @@
-"""Flags shared by several subcommands, and the data loading they imply."""
+"""Flags shared by several subcommands, declared, checked and applied once (the data they
+name is loaded by search/workers.py's ``load_data``, for launch and train alike)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from model.config import (
     TrainConfig,
     field_flag,
 )
-from model.data import DATA_ENV, MNIST_TRAIN_IMAGES, MnistSplits, load_splits
+from model.data import DATA_ENV, MNIST_TRAIN_IMAGES
 from model.device import DEVICES, resolve_device
 from model.errors import UserInputError
 from search.names import check_study_name
@@ -32,7 +33,6 @@ __all__ = [
     "add_storage_arg",
     "check_data_flags",  # search/settings.py's, here beside the flags it checks
     "config_from_args",
-    "load_data",
     "setup_hardware",
     "study_name_arg",
 ]
@@ -112,7 +112,3 @@ def setup_hardware(args: argparse.Namespace) -> torch.device:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     return resolve_device(args.device)
-
-
-def load_data(args: argparse.Namespace, seed: int) -> MnistSplits:
-    return load_splits(args.data_root, val_size=args.val_size, subset=args.subset, seed=seed)

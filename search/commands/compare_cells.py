@@ -1,5 +1,10 @@
 """`lstm-search compare-cells`: LSTM vs GRU vs simple RNN, each tuned on the same budget,
-then tested at several sequence lengths of the same images."""
+then tested at several sequence lengths of the same images.
+
+This module checks the flags and runs the steps in order; the tuning is
+search/cell_tuning.py, the test runs and the comparison stored in the study are
+search/report/cells.py.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import optuna
+import torch
 
-from model.config import CELLS, PIXELS, check_seed
-from model.data import MNIST_TRAIN_IMAGES
+from model.config import CELLS, PIXELS, TrainConfig, check_seed
+from model.data import MNIST_TRAIN_IMAGES, load_splits
 from model.errors import UserInputError
 from model.memory import check_fits, data_bytes
 from model.train import NonFiniteLossError
+from search.cell_tuning import PRUNER, SAMPLER, tune_cell, tuning_study
 from search.commands._common import (
     HELP_FORMAT,
     add_data_args,
@@ -27,10 +34,12 @@ from search.commands._existing import open_existing_storage
 from search.commands.train import diverged_hint
 from search.runner import prepare_kernels
 from search.settings import check_range
+from search.space import SearchSpace, load_space
 from search.study import load_existing_study
 
-if TYPE_CHECKING:  # the report package is imported only when the command runs
+if TYPE_CHECKING:  # pandas and the report package are imported only when the command runs
     from search.report.retrain import FinalData
+    from search.report.tables import CellResult
 
 TUNE_TRIALS = 8
 TUNE_SUBSET = 10_000
@@ -73,19 +82,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Tune each cell, retrain its best at each step count, print and store the table.
+    """Tune each cell, retrain its best at each step count, print and store the table."""
+    cells, steps = _checked_args(args)
+    space = load_space(args.space) if args.trials else None
+    storage, study = _open_study(args)
+    base = _base_config(args, study)
+    device = setup_hardware(args)
+    check_fits(base, extra_bytes=data_bytes(70_000), device=device, what="training this configuration")
+    prepare_kernels(device)  # before the first timed run (seconds per epoch are reported)
+    if space is not None:
+        tuned, tuned_val = _tune(args, cells, space, base, storage, device)
+    else:
+        tuned = {cell: base.with_overrides(cell=cell) for cell in cells}
+        tuned_val = dict.fromkeys(cells)
+    results = _test(args, tuned, steps, device)
+    _show_and_store(args, study, tuned, tuned_val, results)
+    return 0
 
-    Over 80 lines: cell tuning moves to the search side with issue 27's split, which
-    shortens this to its orchestration."""
-    # pandas and the report package only when this command runs, not at every CLI start.
-    from model.data import load_splits
-    from search.report import cells as cmp
-    from search.report.collect import best_config, config_from_choice, resolve_baseline
-    from search.report.narrative import describe_cells
-    from search.report.retrain import load_final_data
-    from search.report.tables import cells_table, to_markdown, tuned_cells_table
-    from search.space import load_space
 
+def _checked_args(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+    """The cells and step counts asked for, after every flag is checked (before any work)."""
     cells = _listed(args.cells, "--cells", f"some of {', '.join(CELLS)}", lambda c: c in CELLS)
     steps = [int(n) for n in _listed(args.steps, "--steps", f"divisors of {PIXELS} such as 14,28,56,112,784",
                                      lambda n: n.isdigit() and int(n) > 0 and PIXELS % int(n) == 0)]
@@ -95,13 +111,24 @@ def run(args: argparse.Namespace) -> int:
     check_range("--trials", args.trials, 0, MNIST_TRAIN_IMAGES)
     check_data_flags(args)  # --subset of the final runs, which train on all training images
     check_seed(args.seed)
-    space = load_space(args.space) if args.trials else None
+    return cells, steps
+
+
+def _open_study(args: argparse.Namespace) -> tuple[optuna.storages.BaseStorage | None, optuna.Study | None]:
+    """--study's storage and study, or (None, None) without --study."""
+    if args.study is None:
+        return None, None
     # A mistyped SQLite path is refused, not created (search/commands/_existing.py).
-    storage = open_existing_storage(args.storage, heartbeat=False) if args.study is not None else None
-    study = None
-    if storage is not None:
-        study = load_existing_study(args.study, storage)
-        optuna.logging.set_verbosity(logging.WARNING)
+    storage = open_existing_storage(args.storage, heartbeat=False)
+    study = load_existing_study(args.study, storage)
+    optuna.logging.set_verbosity(logging.WARNING)
+    return storage, study
+
+
+def _base_config(args: argparse.Namespace, study: optuna.Study | None) -> TrainConfig:
+    """--config (v1, template, best or a JSON file) with --epochs / --hidden-size on top, at 28 steps."""
+    from search.report.collect import best_config, config_from_choice, resolve_baseline
+
     if args.config == "best":
         if study is None:
             raise UserInputError("--config best needs --study")
@@ -110,30 +137,39 @@ def run(args: argparse.Namespace) -> int:
         base, _ = resolve_baseline(study, args.config, "--config")
     else:
         base, _ = config_from_choice(args.config, flag="--config")
-    base = base.with_overrides(epochs=args.epochs, hidden_size=args.hidden_size, steps=28)
-    device = setup_hardware(args)
-    check_fits(base, extra_bytes=data_bytes(70_000), device=device, what="training this configuration")
-    prepare_kernels(device)  # before the first timed run (seconds per epoch are reported)
+    return base.with_overrides(epochs=args.epochs, hidden_size=args.hidden_size, steps=28)
 
-    tuned, tuned_val = {}, {}
-    if args.trials:
-        optuna.logging.set_verbosity(logging.WARNING)
-        data = load_splits(args.data_root, val_size=args.val_size, subset=args.tune_subset, seed=0)
-        where = storage if storage is not None else optuna.storages.InMemoryStorage()
-        for cell in cells:
-            name = f"{args.study or 'compare-cells'}.cells.{cell}"
-            print(f"{cell}: tuning, {args.trials} trials of space {args.space} (study {name})")
-            tune = cmp.tuning_study(where, name, cell, space, base, seed=args.seed)
-            try:
-                cfg, val = cmp.tune_cell(tune, cell, space, base, data, args.trials, device=device, log=print)
-            except ValueError:
-                raise UserInputError(f"no {cell} trial completed within --trials {args.trials}; "
-                                     "raise --trials or widen --space") from None
-            tuned[cell], tuned_val[cell] = cfg, val
-            print(f"{cell}: best val acc {100 * val:.2f}%")
-    else:
-        tuned = {cell: base.with_overrides(cell=cell) for cell in cells}
-        tuned_val = dict.fromkeys(cells)
+
+def _tune(
+    args: argparse.Namespace, cells: list[str], space: SearchSpace, base: TrainConfig,
+    storage: optuna.storages.BaseStorage | None, device: torch.device,
+) -> tuple[dict[str, TrainConfig], dict[str, float | None]]:
+    """Each cell's best config and its validation accuracy, from its own tuning study
+    (kept beside --study as STUDY.cells.CELL, else in memory)."""
+    optuna.logging.set_verbosity(logging.WARNING)
+    data = load_splits(args.data_root, val_size=args.val_size, subset=args.tune_subset, seed=0)
+    where = storage if storage is not None else optuna.storages.InMemoryStorage()
+    tuned: dict[str, TrainConfig] = {}
+    tuned_val: dict[str, float | None] = {}
+    for cell in cells:
+        name = f"{args.study or 'compare-cells'}.cells.{cell}"
+        print(f"{cell}: tuning, {args.trials} trials of space {args.space} (study {name})")
+        tune = tuning_study(where, name, cell, space, base, seed=args.seed)
+        try:
+            cfg, val = tune_cell(tune, cell, space, base, data, args.trials, device=device, log=print)
+        except ValueError:
+            raise UserInputError(f"no {cell} trial completed within --trials {args.trials}; "
+                                 "raise --trials or widen --space") from None
+        tuned[cell], tuned_val[cell] = cfg, val
+        print(f"{cell}: best val acc {100 * val:.2f}%")
+    return tuned, tuned_val
+
+
+def _test(args: argparse.Namespace, tuned: dict[str, TrainConfig], steps: list[int],
+          device: torch.device) -> list[CellResult]:
+    """Each tuned config retrained on the training images and tested at each step count."""
+    from search.report.cells import compare_cells
+    from search.report.retrain import load_final_data
 
     cache: dict[int, FinalData] = {}
 
@@ -144,22 +180,29 @@ def run(args: argparse.Namespace) -> int:
         return cache[seed]
 
     try:
-        results = cmp.compare_cells(tuned, final_data, steps, device=device, log=print)
+        return compare_cells(tuned, final_data, steps, device=device, log=print)
     except NonFiniteLossError as exc:
         raise UserInputError(diverged_hint(exc)) from None
-    comparison = cmp.Comparison(
-        {"trials": args.trials, "space": args.space if args.trials else None,
-         "tune_images": args.tune_subset if args.trials else None, "val_images": args.val_size if args.trials else None,
-         "final_images": results[0].train_images, "sampler": "tpe", "pruner": "hyperband"},
-        {c: cfg.to_dict() for c, cfg in tuned.items()}, tuned_val, results,
-    )
+
+
+def _show_and_store(args: argparse.Namespace, study: optuna.Study | None, tuned: dict[str, TrainConfig],
+                    tuned_val: dict[str, float | None], results: list[CellResult]) -> None:
+    """Print the two tables and their sentences; with --study, store the comparison in it."""
+    from search.report.cells import Comparison, store_comparison
+    from search.report.narrative import describe_cells
+    from search.report.tables import cells_table, to_markdown, tuned_cells_table
+
+    tuning = bool(args.trials)
+    budget = {"trials": args.trials, "space": args.space if tuning else None,
+              "tune_images": args.tune_subset if tuning else None, "val_images": args.val_size if tuning else None,
+              "final_images": results[0].train_images, "sampler": SAMPLER, "pruner": PRUNER}
+    comparison = Comparison(budget, {c: cfg.to_dict() for c, cfg in tuned.items()}, tuned_val, results)
     print(to_markdown(tuned_cells_table(comparison.tuned, tuned_val, results)))
     print(to_markdown(cells_table(results)))
     print(describe_cells(results))
     if study is not None:
-        cmp.store_comparison(study, comparison)
+        store_comparison(study, comparison)
         print(f"stored in study {study.study_name!r}; `lstm-search report --study {study.study_name}` includes it")
-    return 0
 
 
 def _listed(text: str, flag: str, what: str, ok: Callable[[str], bool]) -> list[str]:

@@ -11,7 +11,6 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from model.config import PRECISIONS, PRESETS
-from model.data import MnistSplits, load_splits
 from model.device import resolve_device
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, artifact_dir_for, open_artifact_store
@@ -35,7 +34,8 @@ from search.study import check_resumable, create_or_resume, load_existing_study,
 from search.warm_start import (
     DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, trials_missing, warm_start_configs,
 )
-from search.workers import plan_workers, run_worker, run_workers
+from search.worker_plan import plan_workers
+from search.workers import load_data, run_worker, run_workers
 
 __all__ = ["open_study", "register", "run"]
 
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     prior = _read_prior(settings)  # likewise
     if args.dry_run:
         study_line = _dry_run_study(settings)  # every check before the first line is printed
-        _load_data(settings)
+        load_data(settings, settings.seed)
         print(f"study {settings.study!r} in {redact_url(settings.storage)}: {settings.n_trials} trials, sampler "
               f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
               f"{plan.workers} worker(s) x {plan.threads} thread(s)")
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         print("data: ok; dry run, nothing written")
         return 0
     _check_storage_writable(settings)  # before the data: a launch that cannot write stops at once
-    data = _load_data(settings)
+    data = load_data(settings, settings.seed)
     optuna.logging.set_verbosity(logging.WARNING)  # one line per trial comes from run_trials
     with storage_errors(settings.storage):
         study, created = open_study(settings, pruner)
@@ -287,10 +287,6 @@ def _read_prior(settings: LaunchSettings) -> list[FrozenTrial]:
         raise UserInputError(f"--prior {settings.prior}: no finished trial of that study fits this space; "
                              "drop --prior or widen the space")
     return copies
-
-
-def _load_data(settings: LaunchSettings) -> MnistSplits:
-    return load_splits(settings.data_root, val_size=settings.val_size, subset=settings.subset, seed=settings.seed)
 
 
 def open_study(settings: LaunchSettings, pruner: optuna.pruners.BasePruner) -> tuple[optuna.Study, bool]:

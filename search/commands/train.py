@@ -18,13 +18,13 @@ from search.commands._common import (
     add_storage_arg,
     check_data_flags,
     config_from_args,
-    load_data,
     setup_hardware,
     study_name_arg,
 )
 from search.commands._existing import open_existing_study
 from search.commands._paths import check_output_file
 from search.runner import prepare_kernels
+from search.workers import load_data
 
 DRY_RUN_STEPS = 5
 

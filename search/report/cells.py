@@ -1,18 +1,17 @@
-"""'Simple RNN or LSTM?' answered by experiment.
+"""'Simple RNN or LSTM?': the cells' test runs and the comparison stored in the study.
 
-Each hand-written cell (LSTM, GRU, simple RNN) gets the same small tuning budget: a short
-Optuna study of its own, run by the service's machinery (``Objective`` + ``run_trials``,
-the same sampler and pruner as ``launch``), scored on the validation split. Each cell's
-best config is then retrained on the training images and scored on the test set at
-several sequence lengths of the same images (14, 28, 56, 112 and optionally 784 steps),
-so the table shows where the plain RNN keeps up and where it falls behind.
+compare-cells tunes each hand-written cell (LSTM, GRU, simple RNN) on the same budget
+(search/cell_tuning.py). Here each cell's best config is retrained on the training
+images and scored on the test set at several sequence lengths of the same images (14,
+28, 56, 112 and optionally 784 steps), so the table shows where the plain RNN keeps up
+and where it falls behind.
 
-The result is kept as one study user attr (``cell_comparison``) for ``report``.
+The result is kept as one study user attr (``cell_comparison``), written by compare-cells
+and read by ``report``.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -21,15 +20,8 @@ import torch
 
 from model.classifier import build_model
 from model.config import TrainConfig
-from model.data import MnistSplits
-from search.best import best_config
-from search.runner import run_trials
-from search.objective import Objective
 from search.report.retrain import FinalData, run_final
 from search.report.tables import CellResult
-from search.pruning import DEFAULT_PRUNE_BY, make_pruner, reports_progress
-from search.samplers import make_sampler
-from search.space import SearchSpace
 
 __all__ = [
     "CELLS_ATTR",
@@ -38,8 +30,6 @@ __all__ = [
     "compare_cells",
     "load_comparison",
     "store_comparison",
-    "tune_cell",
-    "tuning_study",
 ]
 
 CELLS_ATTR = "cell_comparison"
@@ -58,44 +48,6 @@ class Comparison(NamedTuple):
 
     def cells(self) -> list[str]:
         return list(dict.fromkeys(r.cell for r in self.results))
-
-
-def tune_cell(
-    study: optuna.Study, cell: str, space: SearchSpace, base: TrainConfig, data: MnistSplits,
-    trials: int, device: torch.device | str = "cpu", log: Log | None = None,
-) -> tuple[TrainConfig, float]:
-    """Run ``study`` (this cell's own) up to ``trials`` finished trials; its best config.
-
-    The space's fixed ``cell`` (if any) is replaced by ``cell``: every cell is searched
-    over the same ranges. Resumes: trials already finished count towards the budget.
-    """
-    cell_space = SearchSpace(space.params, {**space.fixed, "cell": cell}, space.source)
-    objective = Objective(cell_space, base.with_overrides(cell=cell), data, torch.device(device),
-                          progress_steps=reports_progress(study))
-    run_trials(study, objective, trials, progress=False, echo=log)
-    best = best_config(study)  # search/best.py, as for V2
-    if best is None:
-        raise ValueError(f"no trial of {study.study_name!r} completed")  # the caller words it
-    return TrainConfig.from_dict(best.v2.config or {}), float(best.mean)
-
-
-def tuning_study(storage: optuna.storages.BaseStorage, name: str, cell: str, space: SearchSpace,
-                 base: TrainConfig, seed: int) -> optuna.Study:
-    """The cell's tuning study, created or resumed: TPE and Hyperband as ``launch`` uses,
-    compared by ``launch``'s default --prune-by, or by epoch in a study that began before
-    its steps were stored (so a resumed study's steps keep one meaning)."""
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                sampler=make_sampler("tpe", seed), load_if_exists=True)
-    prune_by = study.user_attrs.get("prune_by") or ("epoch" if study.trials else DEFAULT_PRUNE_BY)
-    study.set_user_attr("prune_by", prune_by)
-    study.pruner = make_pruner("hyperband", space.max_epochs(base), space.min_epochs(base),
-                               progress=prune_by == "progress")
-    if not study.metric_names:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(["val_accuracy"])
-    study.set_user_attr("cell", cell)
-    return study
 
 
 def compare_cells(

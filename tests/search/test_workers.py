@@ -1,8 +1,9 @@
-"""Several workers on one study: `launch --workers K`, copies started by hand, and the
-plan that picks K and the threads from cores and memory."""
+"""Several workers on one study: `launch --workers K` and copies started by hand (the plan
+that picks K: tests/search/test_worker_plan.py)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -11,19 +12,14 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-import search.workers as workers
-from tests.search.conftest import launch_args, start_cli, states
-from model.config import PRESETS, TrainConfig
-from model.errors import UserInputError
+from model.config import PRESETS
 from search.space import parse_space
 from search.pruning import make_pruner
 from search.samplers import make_sampler, sampler_seed
 from search.storage import open_storage
 from search.study import create_or_resume
-
-SPACE = parse_space("[hidden_size]\nlow = 8\nhigh = 256\n[batch_size]\nchoices = [32, 512]\n")
-CPU = torch.device("cpu")
-GB = 2**30
+from search.workers import load_data
+from tests.search.conftest import launch_args, start_cli, states
 
 
 @pytest.mark.slow
@@ -105,31 +101,12 @@ def test_workers_get_different_sampler_seeds() -> None:
     assert len(draws) == 8
 
 
-def test_auto_workers_are_limited_by_cores_and_by_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    base = TrainConfig()
-    monkeypatch.setattr(workers, "available_cores", lambda: 8)
-    monkeypatch.setattr(workers, "available_memory", lambda device="cpu": 64 * GB)
-    plan = workers.plan_workers("auto", None, SPACE, base, 60_000, CPU)
-    assert (plan.workers, plan.threads) == (8, 1)
-    per_worker = plan.per_worker_bytes
-    monkeypatch.setattr(workers, "available_memory", lambda device="cpu": 3 * per_worker + 1)
-    plan = workers.plan_workers("auto", None, SPACE, base, 60_000, CPU)
-    assert (plan.workers, plan.threads) == (3, 2)  # 8 cores // 3 workers
-    assert workers.plan_workers("2", 1, SPACE, base, 60_000, CPU).threads == 1
-    with pytest.raises(UserInputError, match="use --workers 3 or fewer"):
-        workers.plan_workers("4", None, SPACE, base, 60_000, CPU)
 
-
-def test_a_space_whose_largest_trial_cannot_fit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "available_memory", lambda device="cpu": 2 * GB)
-    big = parse_space("[hidden_size]\nlow = 8\nhigh = 8192\n")
-    with pytest.raises(UserInputError, match="hidden_size 8192"):
-        workers.plan_workers("auto", None, big, TrainConfig(), 60_000, CPU)
-    assert workers.largest_config(SPACE, TrainConfig()).hidden_size == 256
-    assert workers.largest_config(SPACE, TrainConfig()).batch_size == 512
-
-
-@pytest.mark.parametrize("text", ["0", "-2", "many"])
-def test_bad_worker_counts_are_refused(text: str) -> None:
-    with pytest.raises(UserInputError, match="--workers"):
-        workers.plan_workers(text, None, SPACE, TrainConfig(), 60_000, CPU)
+def test_the_data_flags_are_read_the_same_for_launch_and_train(fake_root: Path) -> None:
+    # launch passes its LaunchSettings, train its parsed flags: one reading of the three flags.
+    flags = argparse.Namespace(data_root=str(fake_root), val_size=50, subset=120)
+    data = load_data(flags, seed=0)
+    assert (len(data.train_y), len(data.val_y)) == (120, 50)
+    again, other = load_data(flags, seed=0), load_data(flags, seed=1)
+    assert torch.equal(data.val_y, again.val_y)
+    assert not torch.equal(data.train_x, other.train_x)  # the seed orders the split

@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 
 from model.config import TrainConfig
+from search.cell_tuning import tuning_study
 from search.pruning import DEFAULT_PRUNE_BY
-from search.report.cells import tuning_study
 from search.space import load_space
 
 
