@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
+from model.augment import augment, random_shift
 from model.classifier import LSTMClassifier, build_model
 from model.config import TrainConfig
-from model.augment import augment, random_shift
 from model.data import iterate_minibatches
 from model.precision import autocast, resolve_precision
 

@@ -19,8 +19,8 @@ from search.best import best_config
 from search.objective import Objective
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, make_pruner, reports_progress
 from search.runner import run_trials
-from search.space import SearchSpace
 from search.samplers import DEFAULT_SAMPLER, make_sampler
+from search.space import SearchSpace
 from search.study import name_objective
 
 __all__ = ["PRUNER", "SAMPLER", "tune_cell", "tuning_study"]

@@ -41,9 +41,9 @@ __all__ = [
     "MAX_N_TRIALS",
     "MAX_THREADS",
     "MAX_TIMEOUT_SECONDS",
+    "LaunchSettings",
     "check_data_flags",
     "check_range",
-    "LaunchSettings",
     "settings_differences",
 ]
 

@@ -14,12 +14,15 @@ from model.config import PRECISIONS, PRESETS
 from model.device import resolve_device
 from model.errors import UserInputError
 from search.artifacts import add_artifacts_arg, artifact_dir_for, open_artifact_store
+from search.best import TIE_Z, best_config
 from search.commands._common import HELP_FORMAT, add_data_args, add_storage_arg, study_name_arg
 from search.commands._existing import (
-    MissingStorageError, check_writable_storage, open_existing_storage, open_existing_study,
+    MissingStorageError,
+    check_writable_storage,
+    open_existing_storage,
+    open_existing_study,
 )
 from search.commands._paths import check_output_dir, study_files
-from search.best import TIE_Z, best_config
 from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP
 from search.prior import BUILTIN, BUILTIN_STUDY, add_prior, builtin_storage, check_compatible, prior_trials
 from search.progress import format_params
@@ -32,7 +35,11 @@ from search.space import BUILTIN_SPACES
 from search.storage import StudyError, check_connections, open_storage, storage_errors, sweep_stale_trials
 from search.study import check_resumable, create_or_resume, load_existing_study, requeue_lost_baseline
 from search.warm_start import (
-    DEFAULT_WARM_START_K, WarmStart, enqueue_warm_start, trials_missing, warm_start_configs,
+    DEFAULT_WARM_START_K,
+    WarmStart,
+    enqueue_warm_start,
+    trials_missing,
+    warm_start_configs,
 )
 from search.worker_plan import plan_workers
 from search.workers import load_data, run_worker, run_workers

@@ -13,17 +13,17 @@ import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: reports are made on headless machines
 
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import optuna
+from matplotlib.figure import Figure
 
-from model.data import MNIST_MEAN, MNIST_STD  # noqa: E402
-from search.best import best_config  # noqa: E402
-from search.pruning import reports_progress  # noqa: E402
-from search.report.retrain import FinalRun  # noqa: E402
-from search.report.tables import CellResult  # noqa: E402
+from model.data import MNIST_MEAN, MNIST_STD
+from search.best import best_config
+from search.pruning import reports_progress
+from search.report.retrain import FinalRun
+from search.report.tables import CellResult
 
 __all__ = [
     "cells_steps_figure",

@@ -15,7 +15,6 @@ import pytest
 
 from search.cli import main
 from search.storage import open_storage
-
 from tests.fakes import TINY_SPACE, write_fake_mnist
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,13 +13,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402
+import matplotlib.pyplot as plt
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from model.classifier import build_model  # noqa: E402
-from model.config import TrainConfig  # noqa: E402
-from search.artifacts import open_artifact_store, publish_report, upload_checkpoint  # noqa: E402
+from model.classifier import build_model
+from model.config import TrainConfig
+from search.artifacts import open_artifact_store, publish_report, upload_checkpoint
 
 STUDY = "tiny-dash"
 DISTRIBUTIONS = {

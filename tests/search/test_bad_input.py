@@ -10,7 +10,6 @@ import pytest
 
 from tests.search.conftest import expect_one_line_error, launch_args, snapshot
 
-
 SPACES = {
     "not TOML": ("[hidden_size\nlow = 8", "not valid TOML"),
     "unknown parameter": ("[hiden_size]\nlow = 8\nhigh = 16\n", "unknown parameter 'hiden_size'"),

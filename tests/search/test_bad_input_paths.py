@@ -14,11 +14,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
-
-from model.config import TrainConfig
 import pytest
 
 import search.report
+from model.config import TrainConfig
 from search.commands._paths import safe_name
 from tests.search.conftest import REPO, expect_one_line_error, launch_args, snapshot
 

@@ -13,14 +13,14 @@ import optuna
 import pytest
 import torch
 
-from tests.search.conftest import launch_args, running_trial_with_epoch, start_cli, states, wait_for
 from model.config import TrainConfig
 from model.data import MnistSplits
-from search.runner import run_trials
-from search.objective import Objective
-from search.space import parse_space
 from search.connections import HEARTBEAT_SECONDS
+from search.objective import Objective
+from search.runner import run_trials
+from search.space import parse_space
 from search.storage import open_storage
+from tests.search.conftest import launch_args, running_trial_with_epoch, start_cli, states, wait_for
 
 GRACE = 2 * HEARTBEAT_SECONDS
 

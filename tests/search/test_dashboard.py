@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.search.dash_study import BEST_NUMBER, STUDY, SmallStudy, make_small_study
 from optuna.artifacts import FileSystemArtifactStore
 
 from search.cli import main
 from search.commands._existing import open_existing_storage
 from search.commands.dashboard import make_dashboard_server
+from tests.search.dash_study import BEST_NUMBER, STUDY, SmallStudy, make_small_study
 
 # Talk to the local server directly, whatever proxy the environment (or an earlier test) set.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.search.dash_study import BEST_NUMBER, STUDY, SmallStudy, make_small_study
 
 # Talk to the local server directly, whatever proxy the environment (or an earlier test) set.
@@ -75,7 +76,7 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[SmallStudy, str]]:
         proc.wait(timeout=30)
 
 
-def _browser():  # noqa: ANN202 (selenium is imported lazily, after the skip check)
+def _browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -87,7 +88,7 @@ def _browser():  # noqa: ANN202 (selenium is imported lazily, after the skip che
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
 
 
-def _page_shows(driver, url: str, needles: list[str], shot: Path, scroll_to: str | None = None) -> str:  # noqa: ANN001
+def _page_shows(driver, url: str, needles: list[str], shot: Path, scroll_to: str | None = None) -> str:
     """Load ``url``, wait until the body text holds every needle, screenshot it.
 
     ``scroll_to``: text of an element to bring into view first, so the screenshot shows it.
@@ -99,7 +100,7 @@ def _page_shows(driver, url: str, needles: list[str], shot: Path, scroll_to: str
     driver.get(url)
     text = ""
 
-    def ready(d) -> bool:  # noqa: ANN001
+    def ready(d) -> bool:
         nonlocal text
         text = d.find_element(By.TAG_NAME, "body").text
         return all(n in text for n in needles)

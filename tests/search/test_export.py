@@ -9,10 +9,10 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from tests.search.dash_study import BEST_NUMBER, STUDY, TRIALS, SmallStudy, make_small_study
 
 from search.cli import main
 from search.commands._paths import safe_name
+from tests.search.dash_study import BEST_NUMBER, STUDY, TRIALS, SmallStudy, make_small_study
 
 
 @pytest.fixture(scope="module")

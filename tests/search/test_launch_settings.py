@@ -12,7 +12,6 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.search.conftest import REPO, launch_args
 from model.config import MAX_SEED, PRESETS, config_fields, field_flag
 from search.cli import build_parser, main
 from search.commands.launch import open_study
@@ -23,6 +22,7 @@ from search.samplers import make_sampler, sampler_seed
 from search.settings import DEFINING_KEYS, LaunchSettings, settings_differences
 from search.storage import open_storage
 from search.study import create_or_resume
+from tests.search.conftest import REPO, launch_args
 
 TS = optuna.trial.TrialState
 

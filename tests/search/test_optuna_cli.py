@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.search.dash_study import BEST_NUMBER, STUDY, TRIALS, SmallStudy, make_small_study
 
 # The optuna script installed beside this interpreter (the project's venv), not any other.

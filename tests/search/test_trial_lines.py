@@ -17,7 +17,7 @@ def test_a_pruned_trial_names_the_epochs_it_trained(steps: list[int], expected: 
     trial = optuna.trial.create_trial(
         state=TrialState.PRUNED, params={"lr": 0.001},
         distributions={"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)},
-        intermediate_values={s: 0.9 for s in steps},
+        intermediate_values=dict.fromkeys(steps, 0.9),
         user_attrs={"config": {"epochs": 10}, "trial_seconds": 12.0},
     )
     line = describe_trial(trial)

@@ -8,11 +8,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.search.conftest import launch_args
 from model.config import TrainConfig
 from search.cli import main
 from search.space import parse_space
 from search.warm_start import warm_start_configs
+from tests.search.conftest import launch_args
 
 NEW_SPACE = """
 [hidden_size]

@@ -21,7 +21,7 @@ ODD = TrainConfig(cell="gru", hidden_size=77, lr=0.0012345678901234567, batch_si
                   shift=2, seed=11)
 
 
-def _parse(command: str):  # noqa: ANN202 (argparse.Namespace)
+def _parse(command: str):
     argv = shlex.split(command)
     assert argv[:2] == ["lstm-search", "train"]
     return build_parser().parse_args(argv[1:])

@@ -13,7 +13,10 @@ from model.config import PRESETS, TrainConfig
 from model.errors import UserInputError
 from search.report.collect import best_config, collect_trials, resolve_baseline, summarize
 from search.report.importance import (
-    categorical_params, describe_contrast, fanova_importances, quartile_contrast,
+    categorical_params,
+    describe_contrast,
+    fanova_importances,
+    quartile_contrast,
 )
 from search.report.tables import hyperparameter_table, summary_table, to_markdown
 from tests.search.report.conftest import BEST
