@@ -164,7 +164,8 @@ def sgemm_peak_gflops(device: torch.device, n: int = 1024, repeats: int = 5) -> 
 def onednn_matmul_available(device: torch.device) -> bool:
     """Whether oneDNN's matmul (mkldnn::_linear_pointwise, what the C++ kernels may use for
     float32) can be timed here."""
-    return device.type == "cpu" and hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
+    return (device.type == "cpu" and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            and torch.backends.mkldnn.is_available())
 
 
 def matmul_peak_gflops(

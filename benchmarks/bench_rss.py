@@ -45,7 +45,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=3, help="lowest the default space allows")
-    parser.add_argument("--max-steps", type=int, default=20, help="mini-batches per epoch (memory does not grow with more)")
+    parser.add_argument("--max-steps", type=int, default=20,
+                        help="mini-batches per epoch (memory does not grow with more)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     banner("peak RSS of one worker running one trial")

@@ -125,7 +125,8 @@ def main() -> None:
         print(_bf16_header() if table == "bf16" else _fp32_header(args))
         for hidden in args.hidden:
             for batch in args.batch:
-                row = _bf16_row(hidden, batch, args, device) if table == "bf16" else _fp32_row(hidden, batch, args, device)
+                row_of = _bf16_row if table == "bf16" else _fp32_row
+                row = row_of(hidden, batch, args, device)
                 print(f"{row} | {_load()}", flush=True)
 
 

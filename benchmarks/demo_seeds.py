@@ -4,8 +4,9 @@ Issue 13 asks that the demo (the README's first command, a search then its repor
 10 minutes on 2 cores) show the search helping, on 3 of 3 seeds. Each seed runs the same two
 commands as the README, in a fresh folder (a new ./studies.db), with `--seed S` added to the
 launch; the report's V1 and V2 then train with that seed on 10,000 training images (as the
-README's `report --subset 10000`) and are scored on the test set. Prints one line per seed (V1 and V2 test accuracy, the V2 trial,
-wall time of the search and of the report) and the count of seeds where V2 > V1.
+README's `report --subset 10000`) and are scored on the test set. Prints one line per seed
+(V1 and V2 test accuracy, the V2 trial, wall time of the search and of the report) and the
+count of seeds where V2 > V1.
 
     LSTM_SEARCH_DATA=../shared/mnist PYTHONPATH=. python benchmarks/demo_seeds.py            # seeds 0 1 2
     LSTM_SEARCH_DATA=../shared/mnist PYTHONPATH=. python benchmarks/demo_seeds.py --seeds 3 4

@@ -55,7 +55,10 @@ CSV = ROOT / "benchmarks" / "data" / "paired_runs.csv"
 STUDIES = ROOT / "benchmarks" / "data" / "paired"
 # What makes an arm a sweep; the default arm passes no sampler or pruner at all, so it
 # measures whatever `launch` does with no options.
-ARM_OPTIONS = {"default": [], "sweep": ["--sampler", "random", "--pruner", "none", "--no-confirm"]}  # a plain loop: no repeats
+ARM_OPTIONS = {
+    "default": [],
+    "sweep": ["--sampler", "random", "--pruner", "none", "--no-confirm"],  # a plain loop: no repeats
+}
 N_TRIALS = 1_000_000  # the budget ends a launch, never a trial count
 POLL_S = 5.0
 
@@ -191,15 +194,18 @@ def score(arm: Arm, folder: Path, train_images: int, data_root: str | None, devi
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="paired_runs.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="paired_runs.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget-min", type=float, required=True, help="each arm's search budget (launch --timeout)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="one pair per seed")
     p.add_argument("--subset", type=int, default=None, help="training images of the search (launch --subset)")
     p.add_argument("--val-size", type=int, default=5000, help="validation images (launch --val-size)")
     p.add_argument("--train-images", type=int, default=MNIST_TRAIN_IMAGES,
                    help="training images of each V2's final run, scored on test")
-    p.add_argument("--csv", type=Path, default=CSV, help="table to append to (default: benchmarks/data/paired_runs.csv)")
-    p.add_argument("--studies", type=Path, default=STUDIES, help="folder of the arms' SQLite studies, states and logs (default: benchmarks/data/paired/)")
+    p.add_argument("--csv", type=Path, default=CSV,
+                   help="table to append to (default: benchmarks/data/paired_runs.csv)")
+    p.add_argument("--studies", type=Path, default=STUDIES,
+                   help="folder of the arms' SQLite studies, states and logs (default: benchmarks/data/paired/)")
     p.add_argument("--data-root", default=None, help="MNIST folder (default: $LSTM_SEARCH_DATA, else ./data)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="of the searches and final runs")
     p.add_argument("--final-threads", type=int, default=os.cpu_count() or 1, help="threads of the final runs")

@@ -91,8 +91,10 @@ def describe(budget: float, pairs: Sequence[Pair], resamples: int, seed: int) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="paired_summary.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--csv", type=Path, default=CSV, help="paired_runs.py's table (default: benchmarks/data/paired_runs.csv)")
+    p = argparse.ArgumentParser(prog="paired_summary.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--csv", type=Path, default=CSV,
+                   help="paired_runs.py's table (default: benchmarks/data/paired_runs.csv)")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--headline", type=float, default=HEADLINE_BUDGET, help="budget (minutes) of the last line")

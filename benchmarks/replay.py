@@ -21,8 +21,9 @@ The price is that the search runs over the recorded set, like LCBench's tabular 
 Prints, per strategy: the median and spread (25-75%) of the time to reach the table's
 top-1% validation accuracy (and the median time to its top 5%: the top-1% target is one
 configuration whose lead is often inside the validation noise), the final regret at
-several budgets, and how often a trial mapped to a top-5% configuration was pruned; per rung, the Spearman rank correlation
-between the rung's value and the final value, split by LR schedule and shift.
+several budgets, and how often a trial mapped to a top-5% configuration was pruned; per
+rung, the Spearman rank correlation between the rung's value and the final value, split by
+LR schedule and shift.
 
 What it measures, and what it does not: how a strategy's draws land on the ROWS of this
 table and how its pruner treats their real curves. That is sound for choosing a pruner's

@@ -3,9 +3,10 @@
 The extension is compiled once per checkout with ``torch.utils.cpp_extension.load`` and
 cached under the user's cache directory (``$LSTM_SEARCH_CACHE`` or
 ``~/.cache/lstm-search``), keyed by torch and Python version, the compiler flags and the
-checkout's path and kernel source, so later processes (every search worker) only load the built library. When the build fails
-(no compiler, no ninja, read-only cache), ``function()`` returns None after one warning
-and callers use the pure-torch path in ``model.fused_lstm``, which computes the same thing.
+checkout's path and kernel source, so later processes (every search worker) only load the
+built library. When the build fails (no compiler, no ninja, read-only cache), ``function()``
+returns None after one warning and callers use the pure-torch path in ``model.fused_lstm``,
+which computes the same thing.
 Commands call ``ensure_built(echo)`` before their first timed training, so the build (about
 a minute of CPU, once per checkout) is announced and never counted in a trial's time. Two
 processes starting at once do not compile twice: ``cpp_extension.load`` holds a lock file
@@ -166,7 +167,7 @@ def load() -> ModuleType | None:
                 logger.setLevel(level)
 
             module = _build(cpp_extension)
-        except Exception as exc:  # any build or load failure: fall back, say so once
+        except Exception as exc:  # noqa: BLE001  # any build or load failure: fall back, say so once
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
             _state["reason"] = f"{type(exc).__name__}: {detail}"
             warnings.warn(
@@ -218,8 +219,8 @@ def set_onednn_gemm(enabled: bool) -> bool:
 
 
 def gemm_backend() -> str:
-    """Which library computes the extension's float32 matrix products: "onednn" or "blas" (ATen's BLAS: MKL on x86 wheels)
-    ("none" without the extension)."""
+    """Which library computes the extension's float32 matrix products: "onednn" or "blas"
+    (ATen's BLAS: MKL on x86 wheels) ("none" without the extension)."""
     if load() is None:
         return "none"
     return "onednn" if _state.get("onednn") else "blas"

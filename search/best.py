@@ -173,7 +173,7 @@ def best_config(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
     if not ranking:
         return None
     v2 = ranking[0]
-    tied = [v2] + sorted((s for s in ranking[1:] if tied_with(v2, s)), key=lambda s: (-s.mean, s.number))
+    tied = [v2, *sorted((s for s in ranking[1:] if tied_with(v2, s)), key=lambda s: (-s.mean, s.number))]
     lite = min(tied, key=_cost)
     if _cost(lite) == _cost(v2):
         lite = v2

@@ -30,7 +30,8 @@ from search.best import REPEAT_OF, REPEAT_SEED, is_repeat
 
 __all__ = [
     "DEFAULT_CONFIRM_SEEDS", "DEFAULT_CONFIRM_SHARE", "DEFAULT_CONFIRM_TOP", "ConfirmPlan", "candidates",
-    "duplicate_of", "enqueue_repeats", "phase_counts", "repeat_seeds", "run_seconds", "running_repeats", "waiting_repeats",
+    "duplicate_of", "enqueue_repeats", "phase_counts", "repeat_seeds", "run_seconds", "running_repeats",
+    "waiting_repeats",
 ]
 
 # 3 configurations x 2 more seeds: 6 trials, about a fifth of a 2-hour, 2-worker run of the

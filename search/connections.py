@@ -24,8 +24,10 @@ import sqlalchemy
 from optuna.storages import RDBStorage
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-__all__ = ["GRACE_SECONDS", "HEARTBEAT_SECONDS", "POOL_SIZE", "ReconnectingRDBStorage", "ServerRoom", "connections_needed", "postgres_engine_kwargs", "room_for_workers",
-           "server_room"]
+__all__ = [
+    "GRACE_SECONDS", "HEARTBEAT_SECONDS", "POOL_SIZE", "ReconnectingRDBStorage", "ServerRoom", "connections_needed",
+    "postgres_engine_kwargs", "room_for_workers", "server_room",
+]
 
 # One connection for the trial's writes (main thread), one for Optuna's heartbeat thread.
 POOL_SIZE = 2

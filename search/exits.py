@@ -20,7 +20,10 @@ from model.errors import UserInputError
 from search.redact import redact_text
 from search.runner import TrialsKeepFailing
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "restore_sigint", "run_reporting"]
+__all__ = [
+    "EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "restore_sigint",
+    "run_reporting",
+]
 
 PROG = "lstm-search"
 EXIT_BAD_INPUT = 2

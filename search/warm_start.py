@@ -136,4 +136,4 @@ def _clip(spec: Param, value: Any) -> Any:
     if spec.step:
         steps = round((clipped - spec.low) / spec.step)
         clipped = min(spec.low + steps * spec.step, spec.high)
-    return int(round(clipped)) if isinstance(spec, IntRange) else float(clipped)
+    return round(clipped) if isinstance(spec, IntRange) else float(clipped)

@@ -70,7 +70,9 @@ def pytest_runtest_makereport(
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
     # A whole module skipped at import (pytest.importorskip, allow_module_level) is the same
     # hole one level up; no GPU test is skipped that way.
     report = yield

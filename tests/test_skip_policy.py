@@ -61,7 +61,8 @@ def test_outside_ci_skips_stay_skips_and_are_listed(sandbox: pytest.Pytester,
 def test_a_module_skipped_at_import_fails_under_ci(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
     pytester.makeconftest('pytest_plugins = ["tests.skip_policy"]')
-    pytester.makepyfile(test_mod='import pytest\npytest.importorskip("no_such_module_here")\n\ndef test_x():\n    pass\n')
+    pytester.makepyfile(
+        test_mod='import pytest\npytest.importorskip("no_such_module_here")\n\ndef test_x():\n    pass\n')
     result = pytester.runpytest()
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*this module skipped*no_such_module_here*"])

@@ -69,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 exposes the dashboard (no login) to the network")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free port)")
-    p.add_argument("--study", type=study_name_arg(), default=None, help="check this study exists and print its page's address")
+    p.add_argument("--study", type=study_name_arg(), default=None,
+                   help="check this study exists and print its page's address")
     p.set_defaults(run=run)
 
 

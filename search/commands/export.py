@@ -8,8 +8,9 @@ config, per-epoch curves, timings). Columns from search/best.py say what the stu
 ``value_se`` (the binomial standard error of ``value`` on the validation split),
 ``config_trial`` (the trial whose configuration the row ran: its own number, or the one it
 repeats), ``config_runs``, ``config_mean`` and ``config_se`` (that configuration over its
-complete runs), ``v2`` (the row ran V2's configuration) and ``tied_with_v2``. Lists and dicts stay nested in JSON and are written
-as JSON text in CSV cells, so both files load back without guessing.
+complete runs), ``v2`` (the row ran V2's configuration) and ``tied_with_v2``. Lists and
+dicts stay nested in JSON and are written as JSON text in CSV cells, so both files load
+back without guessing.
 """
 
 from __future__ import annotations

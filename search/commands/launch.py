@@ -54,10 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "resume it, and run trials until it holds N finished (complete or pruned) trials.",
         formatter_class=HELP_FORMAT,
     )
-    p.add_argument("--study", type=study_name_arg(), required=True, help="study name; an existing name resumes that study")
+    p.add_argument("--study", type=study_name_arg(), required=True,
+                   help="study name; an existing name resumes that study")
     p.add_argument("--n-trials", type=int, required=True,
                    help="stop when the study holds this many finished trials in total")
-    p.add_argument("--timeout", type=float, default=None, help="time budget in seconds: no trial starts after it, and trials still training stop "
+    p.add_argument("--timeout", type=float, default=None,
+                   help="time budget in seconds: no trial starts after it, and trials still training stop "
                    "(pruned) at their next epoch end")
     add_storage_arg(p)
     add_artifacts_arg(p)
@@ -86,7 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="copy the finished trials of STUDY into this study's history so the sampler models "
                    "from the start; they never count toward --n-trials nor become V2. 'builtin': the "
                    "prior shipped for the default space")
-    g.add_argument("--prior-storage", metavar="URL", default=None, help="storage of the --prior study (default: --storage)")
+    g.add_argument("--prior-storage", metavar="URL", default=None,
+                   help="storage of the --prior study (default: --storage)")
     add_confirm_args(p)
     add_data_args(p)
     # Every trial, the baseline included, trains in this precision (one per study).

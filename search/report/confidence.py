@@ -49,7 +49,7 @@ def confidence_lines(best: Best, study: str, storage_url: str | None = None,
     ]
     others = len(best.tied) - 1
     if others == 0:
-        return lines + ["No other configuration is tied with it: the data tell V2 apart from the rest.", ""]
+        return [*lines, "No other configuration is tied with it: the data tell V2 apart from the rest.", ""]
     lines += [
         (f"{others} other configuration(s) are statistically tied with V2 (the validation data cannot tell "
          "them apart); any of them is as good a pick on this evidence:"), "",
@@ -88,4 +88,4 @@ def _lite(lite: ConfigScore, v2: ConfigScore, study: str, storage_url: str | Non
     if cfg is not None:
         lines.append(reproduce.train_command(cfg, subset))
     lines.append(reproduce.trial_command(study, lite.number, storage_url))
-    return lines + ["```", ""]
+    return [*lines, "```", ""]

@@ -74,7 +74,8 @@ def run_jobs(
     processes, each = plan_processes(len(jobs), total) if device.type == "cpu" else (1, total)
     if processes == 1:
         for job in jobs:
-            run = retrain.run_final(job.cfg, data(job.cfg.seed), device=device, log=_prefixed(log, job), gates=job.gates)
+            run = retrain.run_final(job.cfg, data(job.cfg.seed), device=device, log=_prefixed(log, job),
+                                    gates=job.gates)
             with _signals_held():
                 on_done(job, run)
         return

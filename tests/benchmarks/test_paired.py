@@ -114,7 +114,10 @@ def test_bootstrap_interval_covers_the_true_mean_at_about_its_level() -> None:
 def test_bootstrap_narrows_with_more_pairs_and_is_seeded() -> None:
     rng = np.random.default_rng(0)
     few, many = rng.normal(0, 1, 5), rng.normal(0, 1, 80)
-    width = lambda ci: ci.hi - ci.lo
+
+    def width(ci: paired_summary.Interval) -> float:
+        return ci.hi - ci.lo
+
     assert width(paired_summary.bootstrap_mean(many)) < width(paired_summary.bootstrap_mean(few))
     assert paired_summary.bootstrap_mean(few, seed=3) == paired_summary.bootstrap_mean(few, seed=3)
 

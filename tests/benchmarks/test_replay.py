@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_reported_step_is_percent_of_own_epochs() -> None:
     for epochs in (1, 7, 12, 30, 100):
         steps = [reported_step(e, epochs) for e in range(1, epochs + 1)]
         assert steps[-1] == 100
-        assert all(a < b for a, b in zip(steps, steps[1:])), steps  # unique, increasing
+        assert all(a < b for a, b in itertools.pairwise(steps)), steps  # unique, increasing
         assert steps[0] >= 1
     assert reported_step(3, 12) == 25 and reported_step(8, 30) == 27
     with pytest.raises(ValueError):
@@ -126,8 +127,8 @@ def test_pruning_by_epoch_prunes_late_bloomers_that_progress_keeps(table: replay
     prunes top configurations more often than progress-based Hyperband."""
     space = load_space("default")
     final = table.final
-    kw = dict(table=table, space=space, workers=2, budget=table.full_seconds().sum() / 2,
-              target=float(np.quantile(final, 0.99)), budgets=[1.0], top5=float(np.quantile(final, 0.95)))
+    kw = {"table": table, "space": space, "workers": 2, "budget": table.full_seconds().sum() / 2,
+          "target": float(np.quantile(final, 0.99)), "budgets": [1.0], "top5": float(np.quantile(final, 0.95))}
     by_epoch = [replay.replay_once("random/hyperband", s, **kw) for s in range(3)]
     by_progress = [replay.replay_once("random/hyperband-progress", s, **kw) for s in range(3)]
     rate = lambda rs: sum(r.top_pruned for r in rs) / max(1, sum(r.top_started for r in rs))  # noqa: E731

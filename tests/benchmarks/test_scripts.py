@@ -45,7 +45,8 @@ def test_no_script_edits_sys_path() -> None:
 def test_every_usage_line_is_in_the_one_form() -> None:
     """Usage lines in the scripts' docstrings show the form they run in."""
     bad = [f"{p.name}: {line.strip()}" for p in SCRIPTS for line in p.read_text().splitlines()
-           if re.search(r"(?<![\w/])python (-m )?benchmarks[/.]", line) and "PYTHONPATH=. python benchmarks/" not in line]
+           if re.search(r"(?<![\w/])python (-m )?benchmarks[/.]", line)
+           and "PYTHONPATH=. python benchmarks/" not in line]
     assert bad == []
 
 

@@ -55,7 +55,7 @@ def test_forward_sequence_equals_reference_steps() -> None:
 def test_forget_bias_and_recurrent_init() -> None:
     cell = ManualLSTMCell(D, H)
     cell.reset_parameters(recurrent_init="orthogonal", forget_bias=1.0)
-    W_i, W_f, W, W_o = cell.weight_hh.detach().chunk(4)
+    _W_i, _W_f, W, _W_o = cell.weight_hh.detach().chunk(4)
     torch.testing.assert_close(W @ W.T, torch.eye(H), atol=1e-5, rtol=0)
     bound = H**-0.5
     b_f = cell.bias.detach()[H : 2 * H]

@@ -14,7 +14,7 @@ from torch import nn
 from model.cell import ManualGRUCell, ManualRNNCell
 
 T, B, D, H = 28, 5, 28, 16
-TOL = dict(rtol=1e-5, atol=1e-5)
+TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 
 def _reference_run(ref: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +81,7 @@ def test_matches_torch_cell_in_value_and_every_gradient(kind: str, path: str, se
 
 def test_gru_gate_blocks_are_not_interchangeable() -> None:
     """Swapping r and z changes h: the parity above would catch a gate-order mistake."""
-    ref, ours = _pair("gru", 0)
+    _ref, ours = _pair("gru", 0)
     x = torch.randn(B, T, D, dtype=torch.float64)
     before = ours.forward_sequence(x)
     with torch.no_grad():

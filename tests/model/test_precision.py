@@ -112,7 +112,7 @@ def test_ext_and_python_bf16_paths_agree(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_float64_ignores_autocast() -> None:
     """Autocast lowers float32 only; float64 (gradcheck, tests) stays exact."""
-    cell, x, weight = _lstm_case(seed=4, B=3, T=4, D=5, H=6)
+    cell, x, _weight = _lstm_case(seed=4, B=3, T=4, D=5, H=6)
     cell = cell.double()
     x = x.double()
     plain = lstm_sequence(x, cell.weight_ih, cell.weight_hh, cell.bias)

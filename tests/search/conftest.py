@@ -115,9 +115,9 @@ def running_trial_with_epoch(storage: str, study: str, pid: int | None = None) -
         return None
     for t in trials:
         epochs = (t.user_attrs.get("config") or {}).get("epochs", 3)
-        if t.state == optuna.trial.TrialState.RUNNING and 1 <= len(t.intermediate_values) <= max(1, epochs // 3):
-            if pid is None or str(t.user_attrs.get("worker", "")).endswith(f":{pid}"):
-                return t
+        early = t.state == optuna.trial.TrialState.RUNNING and 1 <= len(t.intermediate_values) <= max(1, epochs // 3)
+        if early and (pid is None or str(t.user_attrs.get("worker", "")).endswith(f":{pid}")):
+            return t
     return None
 
 

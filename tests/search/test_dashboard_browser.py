@@ -119,7 +119,7 @@ def _page_shows(driver, url: str, needles: list[str], shot: Path, scroll_to: str
 
 
 def test_browser_shows_study_trials_and_best_checkpoint(dashboard: tuple[SmallStudy, str], tmp_path: Path) -> None:
-    small, study_url = dashboard
+    _small, study_url = dashboard
     driver = _browser()
     try:
         overview = _page_shows(driver, study_url, [

@@ -153,7 +153,7 @@ def test_extreme_launch_values_are_refused_before_anything_is_written(
 
 def test_a_space_file_that_is_not_text_is_refused(created: tuple[str, list[str]], tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    url, argv = created
+    _url, argv = created
     space = tmp_path / "space.toml"
     space.write_bytes(b"\xff\xfe[lr]\x00\x81")
     one_line_error(capsys, [*argv, "--space", str(space)], "is not UTF-8 text")

@@ -190,7 +190,8 @@ def test_the_reproduce_command_retrains_the_reported_run_exactly(
     assert main([*argv, "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     reported = next(r for r in study.user_attrs.values()
-                    if isinstance(r, dict) and r.get("config", {}).get("seed") == 1 and r["config"]["optimizer"] == "adamw")
+                    if isinstance(r, dict) and r.get("config", {}).get("seed") == 1
+                    and r["config"]["optimizer"] == "adamw")
     assert f"test images: {100 * reported['test_acc']:.2f} %" in printed
     # Its loss curve too: the same images in the same order, not just a similar score.
     assert f"train loss {reported['epochs'][-1]['train_loss']:.4f}" in printed
