@@ -10,11 +10,14 @@ number, the same parameters with another training seed; search/confirm.py queues
 - **Resolution** (the ± shown wherever a score is): one standard error. For one run, the
   binomial error of the split; for k runs, the spread over the runs (sample std), never
   taken below the one-run binomial error (two or three runs can agree by chance), / sqrt(k).
-- **V2** (``best_config``): the best mean among the configurations with the most complete
-  runs; equal means go to the lower trial number. A configuration run once cannot beat a
-  confirmed one by one lucky draw, so a study without repeats picks its best single trial.
-- **Tied with V2**: configurations whose mean is within ``TIE_Z`` standard errors of the
-  difference, sqrt(se_V2^2 + se^2), of V2's mean: the data cannot tell them apart.
+- **Tied**: two configurations whose means differ by at most ``TIE_Z`` standard errors of
+  the difference, sqrt(se_a^2 + se_b^2): the data cannot tell them apart (either way round).
+- **V2** (``best_config``): among the configurations tied with the best mean, the one with
+  the most complete runs, then the best mean, then the lower trial number. So a configuration
+  run once cannot beat a confirmed one by one lucky draw, and a confirmed one cannot beat a
+  clearly better single run either: confirmation decides only between what the data ties.
+  A study without repeats picks its best single trial.
+- **Ranking** (``rank_configs``): V2 first, then the V2 of the configurations left, and so on.
 - Prior copies (search/prior.py) are never ranked: a configuration must be trained here.
 - **V2 lite**: the tied configuration with the fewest parameters (then the least training
   time: epochs x seconds per epoch); V2 itself when nothing tied is cheaper.
@@ -25,11 +28,12 @@ lines and progress bar all call ``best_config`` / ``rank_configs`` here.
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import optuna
@@ -40,7 +44,7 @@ from search.prior import is_prior
 
 __all__ = [
     "REPEAT_OF", "REPEAT_SEED", "TIE_Z", "Best", "ConfigScore", "best_config", "binomial_se", "format_score",
-    "is_repeat", "parameter_count", "rank_configs", "val_size_of",
+    "is_repeat", "parameter_count", "rank_configs", "tied_with", "val_size_of",
 ]
 
 REPEAT_OF = "repeat_of"  # trial user attr: the number of the trial this one repeats
@@ -88,15 +92,15 @@ class ConfigScore:
     def n(self) -> int:
         return len(self.values)
 
-    @property
+    @cached_property  # ranking compares every pair: computed once
     def mean(self) -> float:
         return statistics.fmean(self.values)
 
-    @property
+    @cached_property
     def std(self) -> float | None:
         return statistics.stdev(self.values) if self.n > 1 else None
 
-    @property
+    @cached_property
     def se(self) -> float | None:
         spreads = [x for x in (self.std, binomial_se(self.mean, self.val_size)) if x is not None]
         return max(spreads) / math.sqrt(self.n) if spreads else None
@@ -141,7 +145,7 @@ class Best:
 
 
 def rank_configs(trials: Iterable[FrozenTrial], val_size: int | None) -> list[ConfigScore]:
-    """Complete configurations, best first: most runs first, then by mean, then trial number."""
+    """Complete configurations, best first by the V2 rule (see the module's rules)."""
     trials = list(trials)
     by_number = {t.number: t for t in trials}
     groups: dict[int, list[FrozenTrial]] = {}
@@ -163,8 +167,22 @@ def rank_configs(trials: Iterable[FrozenTrial], val_size: int | None) -> list[Co
             params=dict(original.params), config=original.user_attrs.get("config"),
             epoch_seconds=_mean_epoch_seconds(runs), val_size=val_size,
         ))
-    scores.sort(key=lambda s: (-s.n, -s.mean, s.number))
-    return scores
+    return _rule_order(scores)
+
+
+def _rule_order(scores: list[ConfigScore]) -> list[ConfigScore]:
+    """The V2 rule applied again and again: the V2 of the configurations not yet placed."""
+    left = sorted(scores, key=lambda s: (-s.mean, s.number))  # the first is the best mean
+    widest = max((s.se or 0.0 for s in scores), default=0.0)
+    order = []
+    while left:
+        top = left[0]
+        reach = top.mean - TIE_Z * math.hypot(top.se or 0.0, widest)  # nothing below can tie with top
+        near = left[:bisect.bisect_right(left, -reach, key=lambda s: -s.mean)]
+        pick = min((s for s in near if tied_with(top, s)), key=lambda s: (-s.n, -s.mean, s.number))
+        order.append(pick)
+        left.remove(pick)
+    return order
 
 
 def best_config(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> Best | None:
@@ -180,10 +198,11 @@ def best_config(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
     return Best(v2=v2, tied=tuple(tied), lite=lite, ranking=tuple(ranking))
 
 
-def tied_with(v2: ConfigScore, other: ConfigScore) -> bool:
-    """Whether ``other``'s mean is within TIE_Z standard errors of the difference of V2's."""
-    se = math.sqrt((v2.se or 0.0) ** 2 + (other.se or 0.0) ** 2)
-    return v2.mean - other.mean <= TIE_Z * se
+def tied_with(a: ConfigScore, b: ConfigScore) -> bool:
+    """Whether the means of ``a`` and ``b`` lie within TIE_Z standard errors of their
+    difference of each other, above or below (without a known error: equal means only)."""
+    se = math.sqrt((a.se or 0.0) ** 2 + (b.se or 0.0) ** 2)
+    return abs(a.mean - b.mean) <= TIE_Z * se
 
 
 @lru_cache(maxsize=256)

@@ -2,12 +2,12 @@
 
 On 5,000 validation images the best few trials of a search lie within the split's noise of
 each other, so the single best value is partly luck (and overstates its test accuracy).
-A launch therefore ends by retraining the top ``top`` configurations with ``seeds`` other
-training seeds each. A repeat is an ordinary trial, enqueued with the original's
-parameters and user attrs ``repeat_of`` (the original's number) and ``repeat_seed``; the
-objective trains the original's stored config with that seed and never prunes it (a
-confirmation runs its full epochs; only the time budget stops it). search/best.py then
-ranks configurations by their mean over the runs.
+A launch therefore ends by retraining the top ``top`` configurations (of those the split
+cannot tell from the best) with ``seeds`` other training seeds each. A repeat is an
+ordinary trial, enqueued with the original's parameters and user attrs ``repeat_of`` (the
+original's number) and ``repeat_seed``; the objective trains the original's stored config
+with that seed and never prunes it (a confirmation runs its full epochs; only the time
+budget stops it). search/best.py then ranks configurations by their mean over the runs.
 
 Resume-safe and shared by all workers: each process that reaches the phase reads the study
 and enqueues only the (trial, seed) pairs that neither ran nor wait nor run; a killed or
@@ -26,7 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from model.config import MAX_SEED
-from search.best import REPEAT_OF, REPEAT_SEED, is_repeat
+from search.best import REPEAT_OF, REPEAT_SEED, ConfigScore, is_repeat, tied_with, val_size_of
 
 __all__ = [
     "DEFAULT_CONFIRM_SEEDS", "DEFAULT_CONFIRM_SHARE", "DEFAULT_CONFIRM_TOP", "ConfirmPlan", "candidates",
@@ -52,14 +52,24 @@ class ConfirmPlan:
         return self.top > 0 and self.seeds > 0
 
 
-def candidates(trials: Sequence[FrozenTrial], top: int) -> list[FrozenTrial]:
-    """The ``top`` best search trials by their own value (repeats and the V1 baseline left
-    out): the configurations worth confirming."""
+def candidates(trials: Sequence[FrozenTrial], top: int, val_size: int | None = None) -> list[FrozenTrial]:
+    """The configurations worth confirming: the ``top`` best search trials by their own value
+    (repeats and the V1 baseline left out), keeping only those tied with the best one when
+    the split's size gives the error (``val_size``). Repeats of a clearly worse configuration
+    cannot make it V2 (search/best.py), so they would only take time from the search."""
     pool = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
             and math.isfinite(t.value) and not is_repeat(t) and not t.user_attrs.get("baseline")
             and isinstance(t.user_attrs.get("config"), dict)]
     pool.sort(key=lambda t: (-t.value, t.number))
+    if pool and val_size:
+        first = _single(pool[0], val_size)
+        pool = [t for t in pool if tied_with(first, _single(t, val_size))]
     return pool[:top]
+
+
+def _single(trial: FrozenTrial, val_size: int) -> ConfigScore:
+    return ConfigScore(number=trial.number, runs=(trial.number,), values=(float(trial.value),), params={},
+                       config=None, epoch_seconds=None, val_size=val_size)
 
 
 def repeat_seeds(trial: FrozenTrial, seeds: int) -> list[int]:
@@ -73,15 +83,16 @@ def enqueue_repeats(study: optuna.Study, plan: ConfirmPlan, trials: Sequence[Fro
                     seconds_left: float | None = None) -> int:
     """Enqueue the repeats of the top configurations that are not done, waiting or running.
 
-    Returns how many were enqueued. Done: complete, or pruned for any reason but the time
-    budget (a diverging seed would diverge again); a failed or budget-cut repeat is queued again.
+    Candidates come in rank order (``candidates``). Returns how many were enqueued. Done:
+    complete, or pruned for any reason but the time budget (a diverging seed would diverge
+    again); a failed or budget-cut repeat is queued again.
     With ``seconds_left`` (the time budget's rest), a configuration whose own run took longer
     is not repeated: a repeat cut by the budget adds no run, only spends the workers' time.
     """
     trials = study.get_trials(deepcopy=False) if trials is None else trials
     covered = {_key(t) for t in trials if is_repeat(t) and (t.state in _ALIVE or _done(t))}
     queued = 0
-    for original in candidates(trials, plan.top):
+    for original in candidates(trials, plan.top, val_size_of(study)):
         if seconds_left is not None and run_seconds(original) > seconds_left:
             continue
         for seed in repeat_seeds(original, plan.seeds):

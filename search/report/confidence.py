@@ -65,10 +65,10 @@ def _rule(best: Best) -> str:
         f"Each score is ± one standard error: for one run the binomial error of {split} "
         "(sqrt(p(1-p)/n)); for a configuration run k times (repeats with other training seeds, "
         "user attr `repeat_of`), the spread over its runs (not below the one-run error) / sqrt(k). "
-        "V2 is the best mean among the configurations with the most runs. Two configurations are "
-        f"*tied* when their means differ by less than {TIE_Z:g} standard errors of the difference "
-        "(sqrt(se1² + se2²)). V2 lite is the tied configuration with the fewest parameters (then the "
-        "least training time)."
+        f"Two configurations are *tied* when their means differ by at most {TIE_Z:g} standard errors of "
+        "the difference (sqrt(se1² + se2²)), either way round. V2 is, among the configurations tied with "
+        "the best mean, the one with the most runs (then the best mean). V2 lite is the tied configuration "
+        "with the fewest parameters (then the least training time)."
     )
 
 

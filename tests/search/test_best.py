@@ -18,7 +18,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
 from model.config import PRESETS, TrainConfig
-from search.best import TIE_Z, best_config, binomial_se, format_score, rank_configs
+from search.best import TIE_Z, best_config, binomial_se, format_score, rank_configs, tied_with
 from search.commands.export import trials_table
 from search.commands.train import stored_trial_config
 from search.progress import describe_trial
@@ -141,3 +141,45 @@ def test_repeats_do_not_count_toward_n(lucky) -> None:
     study.add_trial(pruned)
     assert finished_trials(study) == 5
     assert [s.number for s in rank_configs(study.get_trials(), VAL)][:2] == [3, 4]
+
+
+def _clear_winner_study() -> optuna.Study:
+    """The shape of benchmarks/data/paired/paired-default-20m-10000-v5000-p1.db: the best
+    configuration ran once (its repeat did not fit the time left), a clearly worse one thrice."""
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("val_size", VAL)
+    study.add_trial(_trial(0.9614, 128, 1e-3, baseline="v1"))  # 0
+    study.add_trial(_trial(0.9884, 384, 5e-3))  # 1: 98.84 ± 0.15, run once
+    study.add_trial(_trial(0.9736, 64, 3e-3))  # 2: repeated twice below
+    study.add_trial(_trial(0.9732, 64, 3e-3, seed=2, repeat_of=2, repeat_seed=2))  # 3
+    study.add_trial(_trial(0.9706, 64, 3e-3, seed=3, repeat_of=2, repeat_seed=3))  # 4
+    return study
+
+
+def test_more_runs_do_not_beat_a_clearly_better_single_run() -> None:
+    best = best_config(_clear_winner_study())
+    assert best.number == 1 and best.v2.n == 1
+    # 1.6 points above, about 8 standard errors: not tied, whichever side the better one is on.
+    assert [s.number for s in best.tied] == [1]
+    assert [s.number for s in best.ranking] == [1, 2, 0]
+
+
+def test_ties_are_two_sided_and_confirmation_decides_only_between_tied_configurations() -> None:
+    study = _clear_winner_study()
+    scores = {s.number: s for s in rank_configs(study.get_trials(), VAL)}
+    assert not tied_with(scores[1], scores[2]) and not tied_with(scores[2], scores[1])
+    study.add_trial(_trial(0.9878, 256, 4e-3))  # 5: 0.06 below trial 1, well within the noise
+    study.add_trial(_trial(0.9880, 256, 4e-3, seed=1, repeat_of=5, repeat_seed=1))  # 6
+    best = best_config(study)
+    assert best.number == 5 and best.v2.n == 2  # tied with the best mean, and better evidenced
+    assert [s.number for s in best.tied] == [5, 1]
+
+
+def test_the_committed_paired_study_names_its_best_configuration(tmp_path: Path) -> None:
+    source = Path(__file__).parents[2] / "benchmarks/data/paired/paired-default-20m-10000-v5000-p1.db"
+    copy = tmp_path / "p1.db"
+    copy.write_bytes(source.read_bytes())  # read a copy: the committed file stays as it is
+    study = optuna.load_study(study_name="paired-default-20m-10000-v5000-p1", storage=f"sqlite:///{copy}")
+    best = best_config(study)
+    assert (best.number, best.v2.n, round(100 * best.mean, 2)) == (2, 1, 98.84)
+    assert 3 not in {s.number for s in best.tied}  # 97.25% over 3 runs: not tied with V2

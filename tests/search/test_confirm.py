@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from model.config import TrainConfig
 from model.data import load_splits
-from search.best import REPEAT_OF, REPEAT_SEED, best_config
+from search.best import REPEAT_OF, REPEAT_SEED, best_config, val_size_of
 from search.cli import main
 from search.confirm import ConfirmPlan, candidates, enqueue_repeats
 from search.objective import Objective
@@ -45,7 +45,7 @@ def test_a_launch_ends_with_repeats_of_its_top_configurations_and_resumes_withou
     out = capsys.readouterr().out
     study = optuna.load_study(study_name="c", storage=storage)
     assert finished_trials(study) == 4  # N counts search trials; the repeats come on top
-    top = [t.number for t in candidates(study.get_trials(), 2)]
+    top = [t.number for t in candidates(study.get_trials(), 2, val_size_of(study))]
     assert _keys(_repeats(study)) == Counter({(n, s): 1 for n in top for s in (1, 2)})
     by_number = {t.number: t for t in study.get_trials()}
     for r in _repeats(study):
@@ -65,7 +65,7 @@ def test_a_launch_ends_with_repeats_of_its_top_configurations_and_resumes_withou
     study = optuna.load_study(study_name="c", storage=storage)
     assert finished_trials(study) == 6
     counts = _keys(_repeats(study))
-    top = [t.number for t in candidates(study.get_trials(), 2)]
+    top = [t.number for t in candidates(study.get_trials(), 2, val_size_of(study))]
     assert all(counts[(n, s)] == 1 for n in top for s in (1, 2)) and max(counts.values()) == 1
 
 
@@ -147,7 +147,7 @@ def test_two_workers_interrupted_in_the_confirmation_phase_resume_it_without_dou
     assert proc.returncode == 0, out
     study = optuna.load_study(study_name="k", storage=storage)
     assert 3 <= finished_trials(study) <= 4  # N, plus at most one trial the second worker had running
-    top = [t.number for t in candidates(study.get_trials(), 2)]
+    top = [t.number for t in candidates(study.get_trials(), 2, val_size_of(study))]
     complete = _keys(_repeats(study))
     assert all(complete[(n, s)] == 1 for n in top for s in (1,)) and max(complete.values()) == 1
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
@@ -183,3 +183,17 @@ def test_only_configurations_that_fit_the_budget_left_are_repeated() -> None:
     assert sorted({t.user_attrs[REPEAT_OF] for t in waiting}) == [1, 2]  # not the 50 s one
     # without a budget every top configuration is repeated
     assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2)) == 2
+
+
+def test_only_configurations_tied_with_the_best_are_repeated() -> None:
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("val_size", 5000)
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    for value in (0.9884, 0.9880, 0.9736):  # the third is about 8 standard errors below
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": 1e-3}, distributions=dist, value=value,
+            user_attrs={"config": TrainConfig(seed=0).to_dict(), "trial_seconds": 10.0}))
+    assert [t.number for t in candidates(study.get_trials(), 3, 5000)] == [0, 1]
+    assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2)) == 4
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert sorted({t.user_attrs[REPEAT_OF] for t in waiting}) == [0, 1]
