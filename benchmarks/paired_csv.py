@@ -3,8 +3,13 @@
 One row per arm of a pair: the configuration a strategy returned after its budget, its
 validation accuracy in the study, and its test accuracy after one final run on
 ``train_images`` training images. ``paired_runs.py`` writes it, ``paired_summary.py``
-reads it. A row is identified by (pair, strategy, budget_min, train_images): appending a
-row whose key is already there does nothing, which is what lets a run resume.
+reads it. A row is identified by (pair, strategy, space, budget_min, train_images,
+v2_rule): appending a row whose key is already there does nothing, which is what lets a
+run resume.
+
+``v2_rule`` names the rule of search/best.py that chose the arm's V2. Rows scored before
+the rule was fixed keep ``most-runs`` (the best mean among the configurations with the
+most runs, ties one-sided): they show what the fix changed.
 """
 
 from __future__ import annotations
@@ -14,19 +19,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMNS", "STRATEGIES", "append_row", "read_rows", "row_key"]
+__all__ = ["COLUMNS", "STRATEGIES", "V2_RULE", "append_row", "read_rows", "row_key"]
 
-COLUMNS = ("pair", "strategy", "budget_min", "train_images", "config", "val_acc", "test_acc",
+COLUMNS = ("pair", "strategy", "space", "budget_min", "train_images", "v2_rule", "config", "val_acc", "test_acc",
            "started", "ended", "cpu", "load_avg")
 STRATEGIES = ("default", "sweep")
+V2_RULE = "tied-best"  # search/best.py: the most-run configuration among those tied with the best mean
 
-Key = tuple[int, str, float, int]
+Key = tuple[int, str, str, float, int, str]
 
 
 def row_key(row: Mapping[str, Any]) -> Key:
-    """(pair, strategy, budget_min, train_images), the same whether the values are read
-    from the file (strings) or about to be written (numbers)."""
-    return int(row["pair"]), str(row["strategy"]), float(row["budget_min"]), int(row["train_images"])
+    """(pair, strategy, space, budget_min, train_images, v2_rule), the same whether the
+    values are read from the file (strings) or about to be written (numbers)."""
+    return (int(row["pair"]), str(row["strategy"]), str(row["space"]), float(row["budget_min"]),
+            int(row["train_images"]), str(row["v2_rule"]))
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

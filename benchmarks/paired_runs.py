@@ -7,15 +7,17 @@ equally and see the same load at the same time:
     default: lstm-search launch --timeout BUDGET ...
     sweep:   lstm-search launch --timeout BUDGET ... --sampler random --pruner none --no-confirm
 
-Both get the same `--seed` (the pair's), `--subset` and `--val-size`, hence the same
-training/validation split. When both budgets are spent, the configuration each arm
-returns (its study's best complete trial, V2) is trained once more on `--train-images`
-training images (default: all 60,000) with the pair's seed and scored on the 10,000 test
-images by the service's own final run (search/report/retrain.py, cached in the study).
-One row per arm is appended to the CSV (benchmarks/paired_csv.py).
+Both get the same `--seed` (the pair's), `--space`, `--subset` and `--val-size`, hence the
+same training/validation split. When both budgets are spent, the configuration each arm
+returns (its study's V2, search/best.py) is trained once more on `--train-images` training
+images (default: all 60,000) with the pair's seed and scored on the 10,000 test images by
+the service's own final run (search/report/retrain.py, cached in the study). When both arms
+return the same configuration, the run is trained once and shared: same configuration, seed
+and threads give the same test score. One row per arm is appended to the CSV
+(benchmarks/paired_csv.py).
 
     PYTHONPATH=. python benchmarks/paired_runs.py --budget-min 45 --seeds 0 1 2 3
-    PYTHONPATH=. python benchmarks/paired_runs.py --budget-min 20 --subset 10000 --seeds 0 1 2 3
+    PYTHONPATH=. python benchmarks/paired_runs.py --budget-min 10 --space quick --subset 10000 --seeds 0 1 2 3
 
 Resumable: an arm already in the CSV is skipped; an arm whose search was interrupted
 resumes its study with the budget it has left (the launch's wall time is saved every few
@@ -41,13 +43,14 @@ import optuna
 import torch
 
 from benchmarks._common import banner, cpu_model
-from benchmarks.paired_csv import STRATEGIES, append_row, read_rows, row_key
+from benchmarks.paired_csv import STRATEGIES, V2_RULE, append_row, read_rows, row_key
 from model.data import MNIST_TRAIN_IMAGES
 from model.device import resolve_device
 from model.errors import UserInputError
 from search.best import best_config as best_of
 from search.report.collect import best_config
-from search.report.retrain import cache_key, cached_run, load_final_data, run_final, store_run
+from search.report.retrain import FinalRun, cache_key, cached_run, load_final_data, run_final, store_run
+from search.space import BUILTIN_SPACES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,11 +73,17 @@ class Arm:
     budget_min: float
     subset: int | None
     val_size: int
+    space: str = "default"  # a built-in space (search/spaces/)
 
     @property
     def name(self) -> str:
-        return (f"paired-{self.strategy}-{self.budget_min:g}m-{self.subset or 'all'}-v{self.val_size}"
+        space = "" if self.space == "default" else f"-{self.space}"  # the default's names predate --space
+        return (f"paired-{self.strategy}{space}-{self.budget_min:g}m-{self.subset or 'all'}-v{self.val_size}"
                 f"-p{self.pair}")
+
+    def key(self, train_images: int) -> tuple[int, str, str, float, int, str]:
+        """Its row's key in the CSV (benchmarks/paired_csv.py)."""
+        return self.pair, self.strategy, self.space, self.budget_min, train_images, V2_RULE
 
     def storage(self, folder: Path) -> str:
         return f"sqlite:///{folder / self.name}.db"
@@ -89,7 +98,7 @@ def launch_command(arm: Arm, folder: Path, seconds: float, data_root: str | None
     cmd = [sys.executable, "-m", "search.cli", "launch", "--study", arm.name, "--storage", arm.storage(folder),
            "--n-trials", str(N_TRIALS), "--timeout", f"{seconds:.0f}", "--seed", str(arm.pair),
            "--val-size", str(arm.val_size), "--workers", "1", "--threads", "1", "--device", device,
-           "--no-progress", *ARM_OPTIONS[arm.strategy]]
+           "--space", arm.space, "--no-progress", *ARM_OPTIONS[arm.strategy]]
     if arm.subset:
         cmd += ["--subset", str(arm.subset)]
     if data_root:
@@ -164,9 +173,21 @@ def wait(running: dict[Arm, subprocess.Popen[bytes]], states: dict[Arm, dict[str
     return failed
 
 
+def shared_run(arm: Arm, folder: Path, key: str) -> FinalRun | None:
+    """The final run ``key`` already trained for another arm of the same pair, if any."""
+    for strategy in STRATEGIES:
+        other = Arm(arm.pair, strategy, arm.budget_min, arm.subset, arm.val_size, arm.space)
+        if other != arm and Path(other.storage(folder).removeprefix("sqlite:///")).exists():
+            run = cached_run(optuna.load_study(study_name=other.name, storage=other.storage(folder)), key)
+            if run is not None:
+                return run
+    return None
+
+
 def score(arm: Arm, folder: Path, train_images: int, data_root: str | None, device: str) -> dict[str, Any]:
     """The CSV row of a searched arm: its V2 trained once on ``train_images`` images with
-    the pair's seed and scored on test (cached in the study: a rerun does not retrain)."""
+    the pair's seed and scored on test (cached in the study: a rerun does not retrain; taken
+    from the other arm's study when that arm returned the same configuration)."""
     study = optuna.load_study(study_name=arm.name, storage=arm.storage(folder))
     try:
         cfg, number = best_config(study)
@@ -176,17 +197,21 @@ def score(arm: Arm, folder: Path, train_images: int, data_root: str | None, devi
     subset = None if train_images >= MNIST_TRAIN_IMAGES else train_images
     key = cache_key(cfg, subset)
     run = cached_run(study, key)
-    trained = run is None
+    how = "cached"
+    if run is None and (run := shared_run(arm, folder, key)) is not None:
+        how = "the other arm's run: same configuration and seed"
+        store_run(study, key, run)
     if run is None:  # the report's own final run, cached in the study the same way
         run = run_final(cfg, load_final_data(data_root, subset, seed=cfg.seed), device=device, log=print)
+        how = f"trained now, {run.seconds / 60:.1f} min"
         store_run(study, key, run)
     best = best_of(study)
     val = 100 * best.v2.mean if best is not None else float("nan")
     state = read_state(arm, folder)
-    print(f"{arm.name}: V2 = trial {number}, val {val:.2f}%, test {100 * run.test_acc:.2f}%"
-          + (f" (trained now, {run.seconds / 60:.1f} min)" if trained else " (cached)"))
+    print(f"{arm.name}: V2 = trial {number}, val {val:.2f}%, test {100 * run.test_acc:.2f}% ({how})")
     return {
-        "pair": arm.pair, "strategy": arm.strategy, "budget_min": f"{arm.budget_min:g}", "train_images": train_images,
+        "pair": arm.pair, "strategy": arm.strategy, "space": arm.space, "budget_min": f"{arm.budget_min:g}",
+        "train_images": train_images, "v2_rule": V2_RULE,
         "config": json.dumps(cfg.to_dict(), sort_keys=True), "val_acc": f"{val:.2f}",
         "test_acc": f"{100 * run.test_acc:.2f}", "started": state["started"], "ended": state["ended"],
         "cpu": cpu_model(), "load_avg": f"{state['load_sum'] / max(1, state['load_n']):.2f}",
@@ -198,6 +223,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget-min", type=float, required=True, help="each arm's search budget (launch --timeout)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="one pair per seed")
+    p.add_argument("--space", choices=BUILTIN_SPACES, default="default", help="search space of both arms")
     p.add_argument("--subset", type=int, default=None, help="training images of the search (launch --subset)")
     p.add_argument("--val-size", type=int, default=5000, help="validation images (launch --val-size)")
     p.add_argument("--train-images", type=int, default=MNIST_TRAIN_IMAGES,
@@ -230,9 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     device = str(resolve_device(args.device))
     args.studies.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        arms = [Arm(seed, s, args.budget_min, args.subset, args.val_size) for s in STRATEGIES]
+        arms = [Arm(seed, s, args.budget_min, args.subset, args.val_size, args.space) for s in STRATEGIES]
         done = {row_key(r) for r in read_rows(args.csv)}
-        todo = [a for a in arms if (a.pair, a.strategy, a.budget_min, args.train_images) not in done]
+        todo = [a for a in arms if a.key(args.train_images) not in done]
         if not todo:
             print(f"pair {seed}: both arms already in {args.csv}")
             continue

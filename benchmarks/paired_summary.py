@@ -1,16 +1,19 @@
 """What the default search buys over a random sweep: the paired edge on test, per budget.
 
-Reads the table of benchmarks/paired_runs.py and prints, for each budget: the number of
-complete pairs (both arms scored with the same final-run images), the mean test edge
-(default minus sweep, percentage points) with a 95% bootstrap interval that resamples
-pairs (seeded, so the same table prints the same interval), the share of pairs the
-default won (ties counted apart), and the mean validation edge beside it.
+Reads the table of benchmarks/paired_runs.py and prints, for each series (search space,
+budget, and the V2 rule that scored it: rows of the rule before its fix are printed apart,
+marked "old V2 rule"): the number of complete pairs (both arms scored with the same
+final-run images), the mean test edge (default minus sweep, percentage points) with a 95%
+bootstrap interval that resamples pairs (seeded, so the same table prints the same
+interval), the share of pairs the default won (ties counted apart), and the mean
+validation edge beside it.
 
     PYTHONPATH=. python benchmarks/paired_summary.py
     PYTHONPATH=. python benchmarks/paired_summary.py --csv my_runs.csv --resamples 20000
 
-The last line is `paired edge X pp [lo, hi] n=N` for the 45-minute budget (--headline);
-with no 45-minute pair yet it is `paired edge nan pp [nan, nan] n=0`.
+The last line is `paired edge X pp [lo, hi] n=N` for the 45-minute budget (--headline) of
+the default space under the current rule; with no such pair yet it is
+`paired edge nan pp [nan, nan] n=0`.
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ from typing import NamedTuple
 
 import numpy as np
 
-from benchmarks.paired_csv import read_rows
+from benchmarks.paired_csv import V2_RULE, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
 CSV = ROOT / "benchmarks" / "data" / "paired_runs.csv"
 HEADLINE_BUDGET = 45.0
+
+
+class Series(NamedTuple):
+    space: str
+    budget: float  # minutes
+    rule: str  # benchmarks/paired_csv.py V2_RULE, or the older rule's name
+
+    def title(self) -> str:
+        old = "" if self.rule == V2_RULE else f", old V2 rule ({self.rule})"
+        return f"space {self.space}, budget {self.budget:g} min{old}"
 
 
 class Pair(NamedTuple):
@@ -44,18 +57,18 @@ class Interval(NamedTuple):
     hi: float
 
 
-def paired_edges(rows: Sequence[dict[str, str]]) -> dict[float, list[Pair]]:
-    """Budget (minutes) -> its complete pairs. A pair is complete when both arms are in
-    the table with the same train_images (their test scores are then comparable)."""
-    arms: dict[tuple[float, int, int], dict[str, dict[str, str]]] = {}
+def paired_edges(rows: Sequence[dict[str, str]]) -> dict[Series, list[Pair]]:
+    """Series -> its complete pairs. A pair is complete when both arms are in the table
+    with the same train_images (their test scores are then comparable)."""
+    arms: dict[tuple[Series, int, int], dict[str, dict[str, str]]] = {}
     for row in rows:
-        key = (float(row["budget_min"]), int(row["pair"]), int(row["train_images"]))
-        arms.setdefault(key, {})[row["strategy"]] = row
-    edges: dict[float, list[Pair]] = {}
-    for (budget, pair, images), by in sorted(arms.items()):
+        series = Series(row["space"], float(row["budget_min"]), row["v2_rule"])
+        arms.setdefault((series, int(row["pair"]), int(row["train_images"])), {})[row["strategy"]] = row
+    edges: dict[Series, list[Pair]] = {}
+    for (series, pair, images), by in sorted(arms.items(), key=lambda item: (item[0][0].rule != V2_RULE, item[0])):
         if {"default", "sweep"} <= by.keys():
             d, s = by["default"], by["sweep"]
-            edges.setdefault(budget, []).append(Pair(
+            edges.setdefault(series, []).append(Pair(
                 pair, images, float(d["test_acc"]) - float(s["test_acc"]), float(d["val_acc"]) - float(s["val_acc"])))
     return edges
 
@@ -79,12 +92,12 @@ def headline(pairs: Sequence[Pair], resamples: int, seed: int) -> str:
     return f"paired edge {ci.mean:+.2f} pp [{ci.lo:+.2f}, {ci.hi:+.2f}] n={len(pairs)}".replace("+nan", "nan")
 
 
-def describe(budget: float, pairs: Sequence[Pair], resamples: int, seed: int) -> str:
+def describe(series: Series, pairs: Sequence[Pair], resamples: int, seed: int) -> str:
     ci = bootstrap_mean([p.test_edge for p in pairs], resamples, seed)
     won = sum(p.test_edge > 0 for p in pairs)
     tied = sum(p.test_edge == 0 for p in pairs)
-    images = sorted({p.train_images for p in pairs})
-    return (f"budget {budget:g} min: {len(pairs)} pairs (final runs on {', '.join(f'{i:,}' for i in images)} images); "
+    images = ", ".join(f"{i:,}" for i in sorted({p.train_images for p in pairs}))
+    return (f"{series.title()}: {len(pairs)} pair{'s' * (len(pairs) != 1)} (final runs on {images} images); "
             f"test edge {ci.mean:+.2f} pp, 95% CI [{ci.lo:+.2f}, {ci.hi:+.2f}]; "
             f"default won {won}/{len(pairs)} ({100 * won / len(pairs):.0f}%, {tied} tied); "
             f"val edge {np.mean([p.val_edge for p in pairs]):+.2f} pp")
@@ -97,16 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="paired_runs.py's table (default: benchmarks/data/paired_runs.csv)")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--headline", type=float, default=HEADLINE_BUDGET, help="budget (minutes) of the last line")
+    p.add_argument("--headline", type=float, default=HEADLINE_BUDGET,
+                   help="budget (minutes) of the last line: the default space, the current V2 rule")
     args = p.parse_args(argv)
     if args.resamples < 1:
         p.error(f"--resamples must be >= 1 (got {args.resamples})")
     edges = paired_edges(read_rows(args.csv))
     print("edge = default launch minus random sweep (--sampler random --pruner none), test accuracy of "
           "each arm's V2 after one final run, percentage points; CI: bootstrap over pairs")
-    for budget, pairs in edges.items():
-        print(describe(budget, pairs, args.resamples, args.seed))
-    top = edges.get(args.headline, [])
+    for series, pairs in edges.items():
+        print(describe(series, pairs, args.resamples, args.seed))
+    top = edges.get(Series("default", args.headline, V2_RULE), [])
     if not top:
         print(f"no {args.headline:g}-minute pairs yet (benchmarks/paired_runs.py --budget-min {args.headline:g})")
     print(headline(top, args.resamples, args.seed))

@@ -7,15 +7,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 
 from benchmarks import paired_runs, paired_summary
-from benchmarks.paired_csv import COLUMNS, append_row, read_rows, row_key
+from benchmarks.paired_csv import COLUMNS, V2_RULE, append_row, read_rows, row_key
+from model.config import TrainConfig
 
 
 def arm_row(pair: int, strategy: str, test: float, val: float = 99.0, budget: float = 45,
-            images: int = 60_000) -> dict[str, object]:
-    return {"pair": pair, "strategy": strategy, "budget_min": f"{budget:g}", "train_images": images,
+            images: int = 60_000, space: str = "default", rule: str = V2_RULE) -> dict[str, object]:
+    return {"pair": pair, "strategy": strategy, "space": space, "budget_min": f"{budget:g}", "train_images": images,
+            "v2_rule": rule,
             "config": json.dumps({"hidden_size": 128, "seed": pair}), "val_acc": f"{val:.2f}",
             "test_acc": f"{test:.2f}", "started": "2026-12-03T09:00:00+00:00",
             "ended": "2026-12-03T09:45:00+00:00", "cpu": "AMD EPYC", "load_avg": "2.01"}
@@ -35,14 +38,17 @@ def test_writer_appends_and_a_rerun_does_not_duplicate(tmp_path: Path) -> None:
     assert path.read_text().splitlines()[0] == ",".join(COLUMNS)  # header once, first
     # The same arm again (as a resumed run would write it) is refused, even with other scores.
     assert not append_row(path, arm_row(0, "default", 98.0))
-    # Another budget or another number of final-run images is another row.
+    # Another budget, number of final-run images, space or V2 rule is another row.
     assert append_row(path, arm_row(0, "default", 99.0, budget=20))
     assert append_row(path, arm_row(0, "default", 99.0, images=10_000))
+    assert append_row(path, arm_row(0, "default", 99.0, space="quick"))
+    assert append_row(path, arm_row(0, "default", 99.0, rule="most-runs"))
     rows = read_rows(path)
-    assert len(rows) == 4 and len(path.read_text().splitlines()) == 5
+    assert len(rows) == 6 and len(path.read_text().splitlines()) == 7
     assert rows[0]["test_acc"] == "99.30"  # the first write stands
     assert json.loads(rows[0]["config"]) == {"hidden_size": 128, "seed": 0}
-    assert row_key(rows[0]) == row_key(arm_row(0, "default", 0.0)) == (0, "default", 45.0, 60_000)
+    assert row_key(rows[0]) == row_key(arm_row(0, "default", 0.0)) == (0, "default", "default", 45.0, 60_000, V2_RULE)
+    assert row_key(rows[0]) == paired_runs.Arm(0, "default", 45, None, 5000).key(60_000)
 
 
 def test_writer_refuses_incomplete_rows_and_foreign_tables(tmp_path: Path) -> None:
@@ -71,12 +77,12 @@ def test_resume_skips_the_arms_already_in_the_table(tmp_path: Path, capsys: pyte
 
 
 def test_the_two_arms_differ_only_in_sampler_and_pruner(tmp_path: Path) -> None:
-    arms = [paired_runs.Arm(3, s, 45, 10_000, 5000) for s in ("default", "sweep")]
+    arms = [paired_runs.Arm(3, s, 45, 10_000, 5000, "quick") for s in ("default", "sweep")]
     default, sweep = (paired_runs.launch_command(a, tmp_path, 2700, "data", "cpu") for a in arms)
     assert sweep[sweep.index("--sampler") + 1] == "random" and sweep[sweep.index("--pruner") + 1] == "none"
     assert "--sampler" not in default and "--pruner" not in default  # the launch's own defaults
     for flag, value in (("--timeout", "2700"), ("--seed", "3"), ("--subset", "10000"), ("--val-size", "5000"),
-                        ("--workers", "1"), ("--threads", "1")):
+                        ("--workers", "1"), ("--threads", "1"), ("--space", "quick")):
         assert default[default.index(flag) + 1] == sweep[sweep.index(flag) + 1] == value
     assert arms[0].name != arms[1].name and arms[0].storage(tmp_path) != arms[1].storage(tmp_path)
 
@@ -135,8 +141,10 @@ def test_pairs_need_both_arms_with_the_same_final_images(tmp_path: Path) -> None
     append_row(path, arm_row(6, "default", 99.5, images=10_000))
     append_row(path, arm_row(6, "sweep", 99.0))  # other final-run images: not comparable
     edges = paired_summary.paired_edges(read_rows(path))
-    assert [p.pair for p in edges[45.0]] == [0, 1]
-    assert [round(p.test_edge, 2) for p in edges[45.0]] == [0.2, -0.1]
+    series = paired_summary.Series("default", 45.0, V2_RULE)
+    assert list(edges) == [series]
+    assert [p.pair for p in edges[series]] == [0, 1]
+    assert [round(p.test_edge, 2) for p in edges[series]] == [0.2, -0.1]
 
 
 def test_summary_prints_each_budget_and_ends_with_the_45_minute_edge(
@@ -147,8 +155,9 @@ def test_summary_prints_each_budget_and_ends_with_the_45_minute_edge(
     write_table(path, [0.18, -0.08, 0.14, 0.0])
     assert paired_summary.main(["--csv", str(path)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert any(line.startswith("budget 20 min: 4 pairs") and "won 2/4" in line and "1 tied" in line for line in lines)
-    budget45 = next(line for line in lines if line.startswith("budget 45 min"))
+    assert any(line.startswith("space default, budget 20 min: 4 pairs") and "won 2/4" in line and "1 tied" in line
+               for line in lines)
+    budget45 = next(line for line in lines if line.startswith("space default, budget 45 min:"))
     assert "test edge +0.06 pp" in budget45 and "won 2/4" in budget45
     last = lines[-1]
     assert last.startswith("paired edge +0.06 pp [") and last.endswith("] n=4")
@@ -215,3 +224,41 @@ def test_a_failed_launch_is_one_line_and_its_arm_stays_unsearched(
     with pytest.raises(SystemExit, match=r"paired-default-2m-500-v1000-p0 exited 2 \(see .*\.log\)"):
         paired_runs.search([arm], tmp_path, 100.0, None, "cpu")
     assert not paired_runs.read_state(arm, tmp_path)["searched"]
+
+
+def test_rows_of_the_old_v2_rule_and_other_spaces_stay_out_of_the_headline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "runs.csv"
+    write_table(path, [0.3, 0.3])
+    for i, edge in enumerate([-1.0, -1.0, -1.0]):  # scored by the rule before its fix
+        append_row(path, arm_row(i, "sweep", 99.0, rule="most-runs"))
+        append_row(path, arm_row(i, "default", 99.0 + edge, rule="most-runs"))
+    for i in range(2):  # another space at the same budget
+        append_row(path, arm_row(i, "sweep", 98.0, space="quick"))
+        append_row(path, arm_row(i, "default", 97.0, space="quick"))
+    assert paired_summary.main(["--csv", str(path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].startswith("space default, budget 45 min: 2 pairs")  # the current rule first
+    assert any(line.startswith("space default, budget 45 min, old V2 rule (most-runs): 3 pairs") for line in lines)
+    assert any(line.startswith("space quick, budget 45 min: 2 pairs") and "-1.00 pp" in line for line in lines)
+    assert lines[-1] == "paired edge +0.30 pp [+0.30, +0.30] n=2"
+
+
+def test_an_arm_returning_the_other_arms_configuration_shares_its_final_run(tmp_path: Path) -> None:
+    from search.report.retrain import FinalRun, cache_key, cached_run, store_run
+    from search.storage import open_storage
+
+    arms = [paired_runs.Arm(1, s, 10, 1000, 500, "quick") for s in ("default", "sweep")]
+    studies = [optuna.create_study(study_name=a.name, storage=open_storage(a.storage(tmp_path), heartbeat=False),
+                                   direction="maximize") for a in arms]
+    key = cache_key(TrainConfig(hidden_size=64, seed=1), 1000)
+    assert paired_runs.shared_run(arms[1], tmp_path, key) is None
+    run = FinalRun(config={"seed": 1}, epochs=[], test_acc=0.987, predictions="7", train_images=1000, seconds=1.0)
+    store_run(studies[0], key, run)
+    assert paired_runs.shared_run(arms[1], tmp_path, key) == run  # the default arm's run, found
+    assert paired_runs.shared_run(arms[0], tmp_path, key) is None  # an arm never takes its own
+    assert cached_run(studies[1], key) is None
+    lone = paired_runs.Arm(2, "sweep", 10, 1000, 500, "quick")  # its pair's other study never existed
+    assert paired_runs.shared_run(lone, tmp_path, key) is None
+    assert not (tmp_path / f"{paired_runs.Arm(2, 'default', 10, 1000, 500, 'quick').name}.db").exists()
