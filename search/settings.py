@@ -12,7 +12,8 @@ the hardware (threads, workers, device, data folder) may change on resume: they 
 which configurations are tried next and how fast, not what a trial's score means.
 
 The bounds every command shares live here too: ``check_range``'s one wording of a numeric
-flag's bounds, and ``check_data_flags`` for --val-size, --subset and --threads.
+flag's bounds, and ``check_data_flags`` for --val-size, --subset and --threads; and
+``load_data``, the one reading of the data flags (a launch's settings or train's flags).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import argparse
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 
 from model.config import TrainConfig, check_seed, field_flag
-from model.data import MNIST_TRAIN_IMAGES
+from model.data import MNIST_TRAIN_IMAGES, MnistSplits, load_splits
 from model.errors import UserInputError
 from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP, ConfirmPlan
 from search.names import check_study_name
@@ -41,9 +42,11 @@ __all__ = [
     "MAX_N_TRIALS",
     "MAX_THREADS",
     "MAX_TIMEOUT_SECONDS",
+    "DataFlags",
     "LaunchSettings",
     "check_data_flags",
     "check_range",
+    "load_data",
     "settings_differences",
 ]
 
@@ -226,3 +229,16 @@ def check_range(flag: str, value: int, low: int, high: int) -> None:
     """The one wording of a numeric flag's bounds, for every command."""
     if not low <= value <= high:
         raise UserInputError(f"{flag} must be >= {low} and <= {high} (got {value})")
+
+
+class DataFlags(Protocol):
+    """What names the training data: a launch's LaunchSettings, or train's parsed flags."""
+
+    data_root: str | None
+    val_size: int
+    subset: int | None
+
+
+def load_data(flags: DataFlags, seed: int) -> MnistSplits:
+    """The train / validation split the data flags name, split with ``seed``."""
+    return load_splits(flags.data_root, val_size=flags.val_size, subset=flags.subset, seed=seed)

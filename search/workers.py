@@ -1,8 +1,8 @@
 """K worker processes on one machine, all running the same study.
 
 A worker is ``run_worker(settings, index, threads)``: a plain function of the launch's
-frozen settings that opens the storage, loads the data (``load_data``, the one reading of
-the data flags) and runs trials. A single-process launch calls it directly; here K spawned
+frozen settings that opens the storage, loads the data (settings.py's ``load_data``) and
+runs trials. A single-process launch calls it directly; here K spawned
 processes each call it with their own index and a share of the CPU threads, so they behave
 exactly like K copies of the command started by hand, or on K machines against one
 PostgreSQL.
@@ -27,13 +27,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import optuna
 import torch
 from tqdm.auto import tqdm
 
-from model.data import MnistSplits, load_splits
+from model.data import MnistSplits
 from model.device import resolve_device
 from search.artifacts import open_artifact_store
 from search.best import val_size_of
@@ -47,13 +46,13 @@ from search.objective import Objective
 from search.progress import budget_end, describe_trial, update_bar
 from search.runner import RunSummary, prepare_kernels, run_trials
 from search.samplers import make_sampler, sampler_seed
-from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings
+from search.settings import MAX_CONSECUTIVE_FAILURES, LaunchSettings, load_data
 from search.storage import open_storage
 from search.study import load_existing_study
 from search.trials import FINISHED, existing_trial_count, finished_trials
 from search.worker_plan import WorkerPlan
 
-__all__ = ["DataFlags", "load_data", "run_worker", "run_workers"]
+__all__ = ["run_worker", "run_workers"]
 
 POLL_SECONDS = 1.0
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying points at a real problem
@@ -61,19 +60,6 @@ MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying points at a real 
 _NO_RESTART = (0, EXIT_BAD_INPUT, EXIT_TRIALS_FAILING, EXIT_INTERRUPTED)
 _LINE_STATES = (*FINISHED, optuna.trial.TrialState.FAIL)  # the trials that get a line
 _SPAWN = mp.get_context("spawn")  # fork would copy torch's thread pools and open DB connections
-
-
-class DataFlags(Protocol):
-    """What names the training data: a launch's LaunchSettings, or train's parsed flags."""
-
-    data_root: str | None
-    val_size: int
-    subset: int | None
-
-
-def load_data(flags: DataFlags, seed: int) -> MnistSplits:
-    """The train / validation split the data flags name, split with ``seed``."""
-    return load_splits(flags.data_root, val_size=flags.val_size, subset=flags.subset, seed=seed)
 
 
 def run_worker(

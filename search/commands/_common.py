@@ -1,5 +1,5 @@
 """Flags shared by several subcommands, declared, checked and applied once (the data they
-name is loaded by search/workers.py's ``load_data``, for launch and train alike)."""
+name is loaded by search/settings.py's ``load_data``, for launch and train alike)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from model.data import DATA_ENV, MNIST_TRAIN_IMAGES
 from model.device import DEVICES, resolve_device
 from model.errors import UserInputError
 from search.names import check_study_name
-from search.settings import check_data_flags
 from search.storage import DEFAULT_STORAGE
 
 __all__ = [
@@ -31,7 +30,6 @@ __all__ = [
     "add_config_args",
     "add_data_args",
     "add_storage_arg",
-    "check_data_flags",  # search/settings.py's, here beside the flags it checks
     "config_from_args",
     "setup_hardware",
     "study_name_arg",

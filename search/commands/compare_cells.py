@@ -26,14 +26,13 @@ from search.commands._common import (
     HELP_FORMAT,
     add_data_args,
     add_storage_arg,
-    check_data_flags,
     setup_hardware,
     study_name_arg,
 )
 from search.commands._existing import open_existing_storage
 from search.commands.train import diverged_hint
 from search.runner import prepare_kernels
-from search.settings import check_range
+from search.settings import check_data_flags, check_range
 from search.space import SearchSpace, load_space
 from search.study import load_existing_study
 

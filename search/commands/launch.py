@@ -30,7 +30,7 @@ from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY, PRUNERS
 from search.redact import redact_url
 from search.runner import prepare_kernels
 from search.samplers import DEFAULT_SAMPLER, SAMPLERS, make_sampler
-from search.settings import LaunchSettings, settings_differences
+from search.settings import LaunchSettings, load_data, settings_differences
 from search.space import BUILTIN_SPACES
 from search.storage import StudyError, check_connections, open_storage, storage_errors, sweep_stale_trials
 from search.study import check_resumable, create_or_resume, load_existing_study, requeue_lost_baseline
@@ -42,7 +42,7 @@ from search.warm_start import (
     warm_start_configs,
 )
 from search.worker_plan import plan_workers
-from search.workers import load_data, run_worker, run_workers
+from search.workers import run_worker, run_workers
 
 __all__ = ["open_study", "register", "run"]
 

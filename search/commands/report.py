@@ -25,14 +25,13 @@ from search.commands._common import (
     HELP_FORMAT,
     add_data_args,
     add_storage_arg,
-    check_data_flags,
     setup_hardware,
     study_name_arg,
 )
 from search.commands._existing import check_writable_storage, open_existing_study
 from search.commands._paths import check_output_dir, safe_name
 from search.redact import redact_url
-from search.settings import check_range
+from search.settings import check_data_flags, check_range
 from search.storage import DEFAULT_STORAGE, storage_errors
 from search.study import name_objective
 

@@ -16,7 +16,6 @@ from search.commands._common import (
     add_config_args,
     add_data_args,
     add_storage_arg,
-    check_data_flags,
     config_from_args,
     setup_hardware,
     study_name_arg,
@@ -24,7 +23,7 @@ from search.commands._common import (
 from search.commands._existing import open_existing_study
 from search.commands._paths import check_output_file
 from search.runner import prepare_kernels
-from search.workers import load_data
+from search.settings import check_data_flags, load_data
 
 DRY_RUN_STEPS = 5
 

@@ -15,10 +15,10 @@ from optuna.trial import TrialState
 from model.config import PRESETS
 from search.pruning import make_pruner
 from search.samplers import make_sampler, sampler_seed
+from search.settings import load_data
 from search.space import parse_space
 from search.storage import open_storage
 from search.study import create_or_resume
-from search.workers import load_data
 from tests.search.conftest import launch_args, start_cli, states
 
 
