@@ -108,7 +108,10 @@ def rung_epochs(min_epochs: int, max_epochs: int) -> list[int]:
     return rungs
 
 
-def _finished_trials(study: optuna.Study) -> int:
+def _reference_curves(study: optuna.Study) -> int:
+    """Finished trials of any kind: the curves a rung pruner compares a trial against.
+    Unlike trials.finished_trials (what --n-trials counts), repeats and prior copies count
+    here: each holds real per-epoch values, which is what the start-up wait is waiting for."""
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     return len(study.get_trials(deepcopy=False, states=states))
 
@@ -123,7 +126,7 @@ class _StartupMixin:
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         prune = super().prune(study, trial)  # type: ignore[misc]
-        return bool(prune) and (self.startup <= 0 or _finished_trials(study) >= self.startup)
+        return bool(prune) and (self.startup <= 0 or _reference_curves(study) >= self.startup)
 
 
 class _Hyperband(_StartupMixin, FloorMixin, optuna.pruners.HyperbandPruner):
