@@ -1,6 +1,6 @@
 """open_storage on SQLite: an in-memory database works, and every transaction, also in a
 storage that was pickled and unpickled (as when sent to another process), starts with
-BEGIN IMMEDIATE (see test_study_sqlite_claims.py for why)."""
+BEGIN IMMEDIATE (see test_storage_sqlite_claims.py for why)."""
 
 from __future__ import annotations
 
