@@ -115,9 +115,8 @@ def main() -> None:
                    help="also profile ours with the fused per-step loops on one thread")
     args = p.parse_args()
     banner(f"where a training step's time goes: H={args.hidden} B={args.batch}")
-    if lstm_ext.load() is None:
+    if not lstm_ext.instrument(_LabelledKernels):
         raise SystemExit(f"profile_step.py: C++ kernels unavailable ({lstm_ext.unavailable_reason()})")
-    lstm_ext._state["module"] = _LabelledKernels(lstm_ext._state["module"])
     default_split = lstm_ext.set_min_parallel_elems(0)  # returns the kernels' own threshold
     lstm_ext.set_min_parallel_elems(default_split)
     print(f"model | threads | ms/step | {' | '.join(CATEGORIES)} | load 1/5/15")

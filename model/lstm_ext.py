@@ -46,6 +46,7 @@ __all__ = [
     "ensure_built",
     "function",
     "gemm_backend",
+    "instrument",
     "is_built",
     "load",
     "set_min_parallel_elems",
@@ -267,6 +268,16 @@ class _ExtLSTMSequence(torch.autograd.Function):
         with torch.autocast("cpu", enabled=False):
             grad_x, grad_w_ih, grad_w_hh, grad_b = ext.backward(grad_h, *ctx.saved_tensors, needs[0])
         return grad_x if needs[0] else None, grad_w_ih, grad_w_hh, grad_b, None
+
+
+def instrument(wrap: Callable[[Any], Any]) -> bool:
+    """Route every later kernel call through ``wrap(module)`` (benchmarks/profile_step.py
+    labels them for torch.profiler), so the training step itself carries no profiling code.
+    False when the kernels are unavailable."""
+    module = load()
+    if module is not None:
+        _state["module"] = wrap(module)
+    return module is not None
 
 
 def unavailable_reason() -> str | None:

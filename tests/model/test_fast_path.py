@@ -128,6 +128,31 @@ def test_training_on_cpu_uses_the_extension() -> None:
         cell.forward_sequence(x)  # the no-grad path also runs without error
 
 
+def test_instrument_routes_every_kernel_call_through_the_wrapper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lstm_ext.instrument (benchmarks/profile_step.py's labels) sees forward and backward,
+    and the values are those of the bare kernels."""
+    _require_extension()
+    monkeypatch.setattr(lstm_ext, "_state", dict(lstm_ext._state))  # the wrapper ends with the test
+    calls: list[str] = []
+
+    class Counting:
+        def __init__(self, module: object) -> None:
+            self.module = module
+
+        def __getattr__(self, name: str) -> object:
+            calls.append(name)
+            return getattr(self.module, name)
+
+    cell = _cell(3, 4, seed=8).float()
+    x = torch.randn(2, 5, 3)
+    bare = cell.forward_sequence(x)
+    assert lstm_ext.instrument(Counting)
+    wrapped = cell.forward_sequence(x)
+    wrapped.sum().backward()
+    assert {"forward", "backward"} <= set(calls)
+    torch.testing.assert_close(wrapped, bare)
+
+
 def test_no_grad_batches_are_chunked_without_changing_values(monkeypatch: pytest.MonkeyPatch) -> None:
     from model import fused_lstm
 
