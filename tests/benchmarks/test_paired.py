@@ -262,3 +262,28 @@ def test_an_arm_returning_the_other_arms_configuration_shares_its_final_run(tmp_
     lone = paired_runs.Arm(2, "sweep", 10, 1000, 500, "quick")  # its pair's other study never existed
     assert paired_runs.shared_run(lone, tmp_path, key) is None
     assert not (tmp_path / f"{paired_runs.Arm(2, 'default', 10, 1000, 500, 'quick').name}.db").exists()
+
+
+def test_pruning_record_matches_configurations_across_the_arms() -> None:
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from benchmarks import paired_pruning
+
+    dist = {"lr": FloatDistribution(1e-4, 1e-2, log=True)}
+    default, sweep = optuna.create_study(direction="maximize"), optuna.create_study(direction="maximize")
+    for study in (default, sweep):  # V1 first in both: never counted
+        study.add_trial(create_trial(params={"lr": 1e-3}, distributions=dist, value=0.96,
+                                     user_attrs={"baseline": "v1"}))
+    for lr, value in ((2e-3, 0.98), (3e-3, 0.97), (4e-3, 0.95), (5e-3, 0.99)):
+        sweep.add_trial(create_trial(params={"lr": lr}, distributions=dist, value=value))
+    default.add_trial(create_trial(params={"lr": 2e-3}, distributions=dist, state=TrialState.PRUNED,
+                                   intermediate_values={3: 0.9}))  # the sweep's 2nd best, cut
+    default.add_trial(create_trial(params={"lr": 3e-3}, distributions=dist, value=0.97))
+    default.add_trial(create_trial(params={"lr": 7e-3}, distributions=dist, value=0.975))  # TPE's own draw
+    default.add_trial(create_trial(params={"lr": 3e-3}, distributions=dist, value=0.971,
+                                   user_attrs={"repeat_of": 2}))  # a repeat: not a search trial
+    record = paired_pruning.compare(default, sweep)
+    assert record.finished == (3, 4) and record.shared == 2
+    assert record.pruned == [(2, 0.98)]
+    assert "sweep rank #2 (98.00%)" in paired_pruning.describe(record)
