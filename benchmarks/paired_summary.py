@@ -5,8 +5,9 @@ budget, and the V2 rule that scored it: rows of the rule before its fix are prin
 marked "old V2 rule"): the number of complete pairs (both arms scored with the same
 final-run images), the mean test edge (default minus sweep, percentage points) with a 95%
 bootstrap interval that resamples pairs (seeded, so the same table prints the same
-interval), the share of pairs the default won (ties counted apart), and the mean
-validation edge beside it.
+interval), the Student t interval beside it (a percentile bootstrap of a few pairs is too
+narrow: it cannot see beyond the spread of the pairs it has), the share of pairs the
+default won (ties counted apart), and the mean validation edge.
 
     PYTHONPATH=. python benchmarks/paired_summary.py
     PYTHONPATH=. python benchmarks/paired_summary.py --csv my_runs.csv --resamples 20000
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from scipy import stats
 
 from benchmarks.paired_csv import V2_RULE, read_rows
 
@@ -87,6 +89,16 @@ def bootstrap_mean(values: Sequence[float], resamples: int = 10_000, seed: int =
     return Interval(float(x.mean()), min(float(lo), float(x.mean())), max(float(hi), float(x.mean())))
 
 
+def t_interval(values: Sequence[float], level: float = 0.95) -> Interval:
+    """The mean of ``values`` and its Student t interval (nan bounds below 2 values)."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        mean = float(x.mean()) if x.size else float("nan")
+        return Interval(mean, float("nan"), float("nan"))
+    half = stats.t.ppf(1 - (1 - level) / 2, df=x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return Interval(float(x.mean()), float(x.mean() - half), float(x.mean() + half))
+
+
 def headline(pairs: Sequence[Pair], resamples: int, seed: int) -> str:
     ci = bootstrap_mean([p.test_edge for p in pairs], resamples, seed)
     return f"paired edge {ci.mean:+.2f} pp [{ci.lo:+.2f}, {ci.hi:+.2f}] n={len(pairs)}".replace("+nan", "nan")
@@ -94,11 +106,12 @@ def headline(pairs: Sequence[Pair], resamples: int, seed: int) -> str:
 
 def describe(series: Series, pairs: Sequence[Pair], resamples: int, seed: int) -> str:
     ci = bootstrap_mean([p.test_edge for p in pairs], resamples, seed)
+    t = t_interval([p.test_edge for p in pairs])
     won = sum(p.test_edge > 0 for p in pairs)
     tied = sum(p.test_edge == 0 for p in pairs)
     images = ", ".join(f"{i:,}" for i in sorted({p.train_images for p in pairs}))
     return (f"{series.title()}: {len(pairs)} pair{'s' * (len(pairs) != 1)} (final runs on {images} images); "
-            f"test edge {ci.mean:+.2f} pp, 95% CI [{ci.lo:+.2f}, {ci.hi:+.2f}]; "
+            f"test edge {ci.mean:+.2f} pp, 95% CI [{ci.lo:+.2f}, {ci.hi:+.2f}] (t: [{t.lo:+.2f}, {t.hi:+.2f}]); "
             f"default won {won}/{len(pairs)} ({100 * won / len(pairs):.0f}%, {tied} tied); "
             f"val edge {np.mean([p.val_edge for p in pairs]):+.2f} pp")
 

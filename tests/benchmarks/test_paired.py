@@ -292,3 +292,14 @@ def test_pruning_record_matches_configurations_across_the_arms() -> None:
     assert record.finished == (3, 4) and record.shared == 2
     assert record.pruned == [(2, 0.98)]
     assert "sweep rank #2 (98.00%)" in paired_pruning.describe(record)
+
+
+def test_t_interval_beside_the_bootstrap_is_wider_for_few_pairs() -> None:
+    ci = paired_summary.t_interval([1.0, 2.0, 3.0])
+    assert ci.mean == 2.0 and ci.hi - 2.0 == pytest.approx(4.302653 / np.sqrt(3), rel=1e-6)  # t(2) at 97.5%
+    assert ci.lo == pytest.approx(4.0 - ci.hi)
+    edges = [-0.07, 0.21, 0.03, 0.29, 0.20]  # five pairs: the percentile bootstrap is the narrower
+    boot, t = paired_summary.bootstrap_mean(edges), paired_summary.t_interval(edges)
+    assert t.lo < boot.lo and boot.hi < t.hi and t.lo < 0 < boot.lo
+    one = paired_summary.t_interval([0.2])
+    assert one.mean == 0.2 and np.isnan(one.lo) and np.isnan(one.hi)
