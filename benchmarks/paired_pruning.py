@@ -90,8 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     for default_url, sweep_url in found:
         load = [optuna.load_study(study_name=None, storage=url) for url in (default_url, sweep_url)]
-        records.append(compare(*load))
-        print(describe(records[-1]))
+        record = compare(*load)
+        if 0 in record.finished:
+            print(f"{record.name}: skipped, an arm has no finished search trial yet")
+            continue
+        records.append(record)
+        print(describe(record))
     shared = sum(p.shared for p in records)
     cut = [r for p in records for r, _ in p.pruned]
     print(f"{len(records)} pairs: the default pruned {len(cut)} of the {shared} configurations both arms drew; "
