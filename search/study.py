@@ -106,12 +106,17 @@ def check_ours(study: optuna.Study) -> None:
         raise StudyError(f"study {name!r} is set to {directions}, but lstm-search maximises validation "
                          "accuracy: it was not made by lstm-search; pick another --study name")
     deadline = time.monotonic() + _MARKER_WAIT_SECONDS
-    while not _is_ours(study.user_attrs):
-        # A copy started together with the creator can see the study before its settings.
-        if study.get_trials(deepcopy=False) or time.monotonic() > deadline:
-            raise StudyError(f"study {name!r} was not made by lstm-search (it holds none of the settings "
-                             "lstm-search stores); pick another --study name")
+    # A copy started together with the creator can see the study before its settings, or
+    # with its settings but before the baseline is enqueued: wait for the marker, which the
+    # creator sets last, unless the study already holds trials (a study of the first
+    # release has none) or the wait is over.
+    while PROJECT_MARKER not in study.user_attrs and not study.get_trials(deepcopy=False):
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.2)
+    if not _is_ours(study.user_attrs):
+        raise StudyError(f"study {name!r} was not made by lstm-search (it holds none of the settings "
+                         "lstm-search stores); pick another --study name")
 
 
 def _is_ours(attrs: dict[str, Any]) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -18,7 +20,7 @@ from search.samplers import make_sampler, sampler_seed
 from search.settings import load_data
 from search.space import parse_space
 from search.storage import open_storage
-from search.study import create_or_resume
+from search.study import PROJECT_MARKER, create_or_resume, requeue_lost_baseline
 from tests.search.conftest import launch_args, start_cli, states
 
 
@@ -88,6 +90,30 @@ def test_the_study_is_created_and_the_baseline_enqueued_once(tmp_path: Path) -> 
     ]
     assert [created for _, created in opened] == [True, False, False]
     assert len(opened[0][0].get_trials(states=(optuna.trial.TrialState.WAITING,))) == 1
+
+
+def test_a_copy_that_sees_the_settings_before_the_baseline_waits_for_it(tmp_path: Path) -> None:
+    """The creator writes the settings, then enqueues V1, then the marker. A copy that
+    opens the study in between must not take it for a study whose baseline was lost."""
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=False)
+    space = parse_space("[lr]\nlow = 1e-4\nhigh = 1e-2\nlog = true\n")
+    storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    creator = optuna.load_study(study_name="s", storage=storage)
+    creator.set_user_attr("baseline_config", PRESETS["v1"].to_dict())  # the creator, half way
+
+    def finish_creating() -> None:
+        time.sleep(0.5)
+        creator.enqueue_trial(space.params_of(PRESETS["v1"]), user_attrs={"baseline": "v1"})
+        creator.set_user_attr(PROJECT_MARKER, 1)
+
+    thread = threading.Thread(target=finish_creating)
+    thread.start()
+    study, created = create_or_resume("s", storage, make_sampler("tpe", 0), make_pruner("none", 1), space,
+                                      PRESETS["v1"], {"seed": 0})
+    requeued = requeue_lost_baseline(study, space)  # what launch does next, at once
+    thread.join()
+    assert not created and not requeued
+    assert sum(bool(t.user_attrs.get("baseline")) for t in study.get_trials()) == 1
 
 
 def test_workers_get_different_sampler_seeds() -> None:
