@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, PendingRollbackError, SQLAlchemyError
 
 __all__ = [
     "GRACE_SECONDS", "HEARTBEAT_SECONDS", "POOL_SIZE", "ReconnectingRDBStorage", "ServerRoom", "connections_needed",
@@ -57,11 +57,20 @@ def _lost_connection(exc: BaseException) -> bool:
 
     Optuna wraps a failed commit in StorageInternalError; the database's error is its cause.
     OperationalError is what the driver raises when the server closes the connection or
-    refuses a new one; the transaction was rolled back, so running the call again is safe.
+    refuses a new one; SQLAlchemy raises DisconnectionError
+    (InvalidatePoolError) when a restart invalidates the pool, and PendingRollbackError when
+    a session still holds the dead connection's transaction. The transaction was rolled
+    back in each case, so running the call again is safe.
     """
-    while isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (OperationalError, DisconnectionError, PendingRollbackError)):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
         exc = exc.__cause__
-    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    return False
 
 
 def _retried(call: Callable[..., Any]) -> Callable[..., Any]:

@@ -106,3 +106,24 @@ def test_a_trial_rides_out_the_server_going_away(small_server: PgServer) -> None
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
     storage.engine.dispose()
+
+
+def test_a_restart_seen_by_sqlalchemy_as_a_dead_pool_counts_as_a_lost_connection() -> None:
+    """Seen in CI during a server restart: Optuna's commit failed with InvalidatePoolError
+    (a DisconnectionError) and the next call with PendingRollbackError; both are retried.
+    Bad data is not."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, InvalidatePoolError, PendingRollbackError
+
+    from search.connections import _lost_connection
+
+    def wrapped(cause: BaseException) -> BaseException:
+        try:
+            raise optuna.exceptions.StorageInternalError("commit failed") from cause
+        except optuna.exceptions.StorageInternalError as exc:
+            return exc
+
+    assert _lost_connection(wrapped(InvalidatePoolError()))
+    assert _lost_connection(PendingRollbackError("Can't reconnect until invalid transaction is rolled back"))
+    assert not _lost_connection(wrapped(IntegrityError("INSERT", {}, Exception("duplicate key"))))
+    assert not _lost_connection(ValueError("bad value"))
