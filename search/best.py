@@ -28,7 +28,6 @@ lines and progress bar all call ``best_config`` / ``rank_configs`` here.
 
 from __future__ import annotations
 
-import bisect
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -173,13 +172,9 @@ def rank_configs(trials: Iterable[FrozenTrial], val_size: int | None) -> list[Co
 def _rule_order(scores: list[ConfigScore]) -> list[ConfigScore]:
     """The V2 rule applied again and again: the V2 of the configurations not yet placed."""
     left = sorted(scores, key=lambda s: (-s.mean, s.number))  # the first is the best mean
-    widest = max((s.se or 0.0 for s in scores), default=0.0)
     order = []
     while left:
-        top = left[0]
-        reach = top.mean - TIE_Z * math.hypot(top.se or 0.0, widest)  # nothing below can tie with top
-        near = left[:bisect.bisect_right(left, -reach, key=lambda s: -s.mean)]
-        pick = min((s for s in near if tied_with(top, s)), key=lambda s: (-s.n, -s.mean, s.number))
+        pick = min((s for s in left if tied_with(left[0], s)), key=lambda s: (-s.n, -s.mean, s.number))
         order.append(pick)
         left.remove(pick)
     return order
