@@ -9,9 +9,11 @@ original's number) and ``repeat_seed``; the objective trains the original's stor
 with that seed and never prunes it (a confirmation runs its full epochs; only the time
 budget stops it). search/best.py then ranks configurations by their mean over the runs.
 
-Resume-safe and shared by all workers: each process that reaches the phase reads the study
-and enqueues only the (trial, seed) pairs that neither ran nor wait nor run; a killed or
-interrupted repeat is queued again. Two processes that enqueue the same pair at the same
+Resume-safe and shared by all workers: a worker with no repeat waiting reads the study and
+enqueues the next (trial, seed) pair that neither ran nor waits nor runs, just before it
+trains it, and only if the original's own run fits the time left; a killed or interrupted
+repeat is queued again. Enqueuing one at a time, not the whole plan up front, keeps a
+worker from starting a repeat the budget then cuts. Two processes that enqueue the same pair at the same
 moment leave two copies; the later one is not trained (``duplicate_of``).
 Repeats do not count toward ``--n-trials`` (N counts search trials); they come on top.
 """
@@ -80,8 +82,9 @@ def repeat_seeds(trial: FrozenTrial, seeds: int) -> list[int]:
 
 
 def enqueue_repeats(study: optuna.Study, plan: ConfirmPlan, trials: Sequence[FrozenTrial] | None = None,
-                    seconds_left: float | None = None) -> int:
-    """Enqueue the repeats of the top configurations that are not done, waiting or running.
+                    seconds_left: float | None = None, limit: int | None = None) -> int:
+    """Enqueue the repeats of the top configurations that are not done, waiting or running
+    (at most ``limit`` of them).
 
     Candidates come in rank order (``candidates``). Returns how many were enqueued. Done:
     complete, or pruned for any reason but the time budget (a diverging seed would diverge
@@ -98,6 +101,8 @@ def enqueue_repeats(study: optuna.Study, plan: ConfirmPlan, trials: Sequence[Fro
         for seed in repeat_seeds(original, plan.seeds):
             if (original.number, seed) in covered:
                 continue
+            if limit is not None and queued >= limit:
+                return queued
             study.enqueue_trial(dict(original.params), user_attrs={REPEAT_OF: original.number, REPEAT_SEED: seed})
             queued += 1
     return queued
@@ -120,10 +125,15 @@ def duplicate_of(trials: Sequence[FrozenTrial], trial_number: int, key: tuple[in
     return None
 
 
-def phase_counts(trials: Sequence[FrozenTrial]) -> tuple[int, int] | None:
-    """(repeats done, repeats planned) once the study holds any repeat, else None: the
-    progress bar's count in the confirmation phase."""
+def phase_counts(trials: Sequence[FrozenTrial], plan: ConfirmPlan | None = None,
+                 val_size: int | None = None) -> tuple[int, int] | None:
+    """(repeats done, repeats planned), else None when none is planned: the progress bar's
+    count in the confirmation phase. Planned: those the study holds, and with ``plan`` those
+    it will enqueue one by one (the budget may cut the phase before them)."""
     keys = {_key(t) for t in trials if is_repeat(t)}
+    if plan is not None and plan.enabled:
+        keys |= {(c.number, seed) for c in candidates(trials, plan.top, val_size)
+                 for seed in repeat_seeds(c, plan.seeds)}
     if not keys:
         return None
     done = {_key(t) for t in trials if is_repeat(t) and _done(t)}

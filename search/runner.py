@@ -92,7 +92,7 @@ def run_trials(
     before = finished_trials(study)
     search_ends = None if timeout is None else time.time() + timeout
     watch = _TrialWatch(study, n_trials, before, progress, echo, max_consecutive_failures, search_ends,
-                        deadline=confirm_deadline if confirm_deadline is not None else search_ends)
+                        deadline=confirm_deadline if confirm_deadline is not None else search_ends, plan=confirm)
     interrupt = watch.interrupt
     optimize = functools.partial(_optimize, study, _Recorded(objective, interrupt))
     try:
@@ -116,15 +116,15 @@ class _TrialWatch:
 
     def __init__(self, study: optuna.Study, n_trials: int, before: int, progress: bool,
                  echo: Callable[[str], None] | None, limit: int | None, search_ends: float | None,
-                 deadline: float | None) -> None:
+                 deadline: float | None, plan: ConfirmPlan | None = None) -> None:
         """``deadline``: when the whole time budget ends (shown on the bar); ``search_ends``:
-        when the search's share of it ends (the bar then counts repeats)."""
+        when the search's share of it ends (the bar then counts the repeats ``plan`` asks for)."""
         self.bar = tqdm(
             total=n_trials, initial=min(before, n_trials), unit="trial", desc=f"{study.study_name} [search]",
             disable=not progress, dynamic_ncols=True,
         )
         self.write = echo or self.bar.write
-        self.n_trials, self.limit, self.search_ends = n_trials, limit, search_ends
+        self.n_trials, self.limit, self.search_ends, self.plan = n_trials, limit, search_ends, plan
         # The bar's own ETA counts toward n_trials (often a large "until the budget" number),
         # so with a time budget the bar also says when that budget ends.
         self.ends = budget_end(deadline)
@@ -136,7 +136,7 @@ class _TrialWatch:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.interrupt.raise_if_pressed()  # a Ctrl-C held back while the trial was recorded: stop now
-        update_bar(self.bar, study, self.n_trials, self.ends, self.search_ends)
+        update_bar(self.bar, study, self.n_trials, self.ends, self.search_ends, self.plan)
         self.write(describe_trial(trial, self.val_size))
         if trial.user_attrs.get("not_run"):
             return  # never trained: neither a failure nor a success
@@ -193,8 +193,9 @@ def _confirm(
     study: optuna.Study, objective: Objective, plan: ConfirmPlan, deadline: float | None,
     optimize: Callable[..., None], watch: _TrialWatch,
 ) -> None:
-    """The confirmation phase (search/confirm.py): enqueue the repeats not yet done, waiting
-    or running, and run waiting ones one at a time until none is left or the budget ends.
+    """The confirmation phase (search/confirm.py): with no repeat waiting, enqueue the next one
+    not yet done, waiting or running that fits the time left; run waiting ones one at a time
+    until none is left or the budget ends.
 
     While other workers still run repeats this one waits: one may fail (Ctrl-C, a kill) and
     be queued again. ``objective.confirming`` makes a trial the sampler drew because another
@@ -207,7 +208,7 @@ def _confirm(
             sweep_stale_trials(study)  # a killed worker's repeat: failed and queued again
             trials = study.get_trials(deepcopy=False)
             left = None if deadline is None else deadline - time.time()
-            if enqueue_repeats(study, plan, trials, seconds_left=left):
+            if not waiting_repeats(trials) and enqueue_repeats(study, plan, trials, seconds_left=left, limit=1):
                 trials = study.get_trials(deepcopy=False)
             if waiting_repeats(trials):
                 remaining = None if deadline is None else max(0.0, deadline - time.time())

@@ -184,7 +184,7 @@ def _raise_interrupt(received: list[int]) -> Callable[[int, object], None]:
 def _show_progress(bar: tqdm, study: optuna.Study, shown: set[int], settings: LaunchSettings,
                    ends: str | None) -> None:
     _write_new_trials(bar, study, shown)
-    update_bar(bar, study, settings.n_trials, ends, settings.search_deadline)
+    update_bar(bar, study, settings.n_trials, ends, settings.search_deadline, settings.confirm)
 
 
 def _exit_code(codes: dict[int, int], study: optuna.Study, n_trials: int) -> int:

@@ -16,7 +16,7 @@ from model.config import TrainConfig
 from model.data import load_splits
 from search.best import REPEAT_OF, REPEAT_SEED, best_config, val_size_of
 from search.cli import main
-from search.confirm import ConfirmPlan, candidates, enqueue_repeats
+from search.confirm import ConfirmPlan, candidates, enqueue_repeats, phase_counts
 from search.objective import Objective
 from search.runner import run_trials
 from search.space import parse_space
@@ -197,3 +197,45 @@ def test_only_configurations_tied_with_the_best_are_repeated() -> None:
     assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2)) == 4
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert sorted({t.user_attrs[REPEAT_OF] for t in waiting}) == [0, 1]
+
+
+def _timed_study(values: tuple[float, ...], seconds: float) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    for value in values:
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": 1e-3}, distributions=dist, value=value,
+            user_attrs={"config": TrainConfig(seed=0).to_dict(), "trial_seconds": seconds}))
+    return study
+
+
+def test_repeats_are_enqueued_one_at_a_time_in_rank_order() -> None:
+    study = _timed_study((0.98, 0.99), 10.0)
+    plan = ConfirmPlan(top=2, seeds=2)
+    assert phase_counts(study.get_trials(), plan) == (0, 4)  # planned before any is enqueued
+    assert enqueue_repeats(study, plan, limit=1) == 1
+    assert enqueue_repeats(study, plan, limit=1) == 1  # the first waits: the next one comes
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [(t.user_attrs[REPEAT_OF], t.user_attrs[REPEAT_SEED]) for t in waiting] == [(1, 1), (1, 2)]
+    assert phase_counts(study.get_trials(), plan) == (0, 4)
+
+
+def test_a_repeat_that_no_longer_fits_the_time_left_is_not_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two repeats of a 60 s configuration with 100 s left: the first fits; after it only 40 s
+    are left, so the second is never enqueued (enqueued up front, it would start and be cut)."""
+    import types
+
+    from search import runner
+
+    study = _timed_study((0.99, 0.989), 60.0)
+    clock = [0.0]
+    monkeypatch.setattr(runner, "time", types.SimpleNamespace(time=lambda: clock[0], sleep=lambda s: None))
+
+    def optimize(n_trials: int, timeout: float | None, callbacks: list) -> None:
+        study.optimize(lambda trial: 0.99, n_trials=n_trials)  # the waiting repeat
+        clock[0] += 60.0
+
+    watch = runner._TrialWatch(study, 2, 2, False, lambda _: None, None, 0.0, 100.0)
+    runner._confirm(study, types.SimpleNamespace(confirming=False), ConfirmPlan(top=2, seeds=1), 100.0,
+                    optimize, watch)
+    assert [(t.user_attrs[REPEAT_OF], t.state) for t in _repeats(study)] == [(0, TrialState.COMPLETE)]
