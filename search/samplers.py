@@ -10,17 +10,21 @@ import optuna
 from model.config import MAX_SEED
 from model.errors import UserInputError
 
-__all__ = ["DEFAULT_SAMPLER", "SAMPLERS", "make_sampler", "sampler_seed"]
+__all__ = ["DEFAULT_SAMPLER", "DEFAULT_TPE_STARTUP", "SAMPLERS", "make_sampler", "sampler_seed"]
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 DEFAULT_SAMPLER = "tpe"  # the launch's default (replayed by benchmarks/replay.py)
+# Random draws before TPE models: Optuna's own default, kept until paired runs against fewer
+# (benchmarks/paired_runs.py --arms tpe3 default) decide otherwise. Prior copies count too.
+DEFAULT_TPE_STARTUP = 10
 _WORKER_SEED_STRIDE = 1_000_003  # a prime far above any study's trial count
 
 
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler called ``name`` (one of SAMPLERS), seeded with ``seed``."""
+def make_sampler(name: str, seed: int | None, tpe_startup: int = DEFAULT_TPE_STARTUP) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler called ``name`` (one of SAMPLERS), seeded with ``seed``; TPE draws
+    ``tpe_startup`` trials at random before it models (finished trials of the study count)."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=tpe_startup)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":

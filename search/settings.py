@@ -32,7 +32,7 @@ from model.errors import UserInputError
 from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP, ConfirmPlan
 from search.names import check_study_name
 from search.pruning import DEFAULT_PRUNE_BY, PRUNE_BY, PRUNERS, make_pruner
-from search.samplers import SAMPLERS
+from search.samplers import DEFAULT_TPE_STARTUP, SAMPLERS
 from search.space import SearchSpace, load_space
 from search.warm_start import DEFAULT_WARM_START_K
 
@@ -91,6 +91,7 @@ class LaunchSettings:
     floor: bool = False  # also prune trials below V1's curve (search/floor.py)
     prior: str | None = None  # an earlier study whose finished trials join the sampler's history
     prior_storage: str | None = None  # its storage (default: --storage; "builtin" for --prior builtin)
+    tpe_startup: int = DEFAULT_TPE_STARTUP  # random draws before TPE models (search/samplers.py)
     # The confirmation phase (search/confirm.py); top 0 turns it off.
     confirm_top: int = DEFAULT_CONFIRM_TOP
     confirm_seeds: int = DEFAULT_CONFIRM_SEEDS
@@ -119,6 +120,8 @@ class LaunchSettings:
         check_range("--worker-index", args.worker_index, 0, 1_000_000)
         warm_k = getattr(args, "warm_start_k", DEFAULT_WARM_START_K)
         check_range("--warm-start-k", warm_k, 1, 10_000)
+        tpe_startup = getattr(args, "tpe_startup", DEFAULT_TPE_STARTUP)
+        check_range("--tpe-startup", tpe_startup, 0, 10_000)
         confirm_top, confirm_seeds, search_deadline = _confirm_args(args, deadline)
         # None: not given; the launch then keeps a resumed study's own (or the default).
         prune_by = DEFAULT_PRUNE_BY if args.prune_by is None else args.prune_by
@@ -136,6 +139,7 @@ class LaunchSettings:
             warm_start=getattr(args, "warm_start", None), warm_start_storage=getattr(args, "warm_start_storage", None),
             warm_start_k=warm_k, floor=getattr(args, "floor", False),
             prior=getattr(args, "prior", None), prior_storage=getattr(args, "prior_storage", None),
+            tpe_startup=tpe_startup,
             confirm_top=confirm_top, confirm_seeds=confirm_seeds, search_deadline=search_deadline,
         )
 

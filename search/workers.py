@@ -83,7 +83,7 @@ def run_worker(
     space, base = settings.space, settings.base
     seed = sampler_seed(settings.seed, existing_trial_count(storage, settings.study), worker_index)
     study = optuna.load_study(
-        study_name=settings.study, storage=storage, sampler=make_sampler(settings.sampler, seed),
+        study_name=settings.study, storage=storage, sampler=make_sampler(settings.sampler, seed, settings.tpe_startup),
         pruner=settings.make_pruner(),
     )
     objective = Objective(space=space, base=base, data=data, device=device, artifact_store=store,

@@ -29,7 +29,7 @@ from search.progress import format_params
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY, PRUNERS
 from search.redact import redact_url
 from search.runner import prepare_kernels
-from search.samplers import DEFAULT_SAMPLER, SAMPLERS, make_sampler
+from search.samplers import DEFAULT_SAMPLER, DEFAULT_TPE_STARTUP, SAMPLERS, make_sampler
 from search.settings import LaunchSettings, load_data, settings_differences
 from search.space import BUILTIN_SPACES
 from search.storage import StudyError, check_connections, open_storage, storage_errors, sweep_stale_trials
@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", default="default",
                    help=f"search space: a TOML file or a built-in name ({', '.join(BUILTIN_SPACES)})")
     p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER, help="Optuna sampler")
+    p.add_argument("--tpe-startup", metavar="N", type=int, default=DEFAULT_TPE_STARTUP,
+                   help="with --sampler tpe: trials drawn at random before TPE models the study's history "
+                   "(prior copies count; may change on resume)")
     p.add_argument("--pruner", choices=PRUNERS, default=DEFAULT_PRUNER, help="pruner over epochs")
     p.add_argument("--prune-by", choices=PRUNE_BY, default=None,
                    help="what the pruner compares trials at: the same epoch, or the same percentage of "
@@ -150,8 +153,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         study_line = _dry_run_study(settings)  # every check before the first line is printed
         load_data(settings, settings.seed)
+        startup = f" ({settings.tpe_startup} random draws first)" if settings.sampler == "tpe" else ""
         print(f"study {settings.study!r} in {redact_url(settings.storage)}: {settings.n_trials} trials, sampler "
-              f"{settings.sampler}, pruner {settings.pruner}, device {device}, "
+              f"{settings.sampler}{startup}, pruner {settings.pruner}, device {device}, "
               f"{plan.workers} worker(s) x {plan.threads} thread(s)")
         print("space (" + space.source + "):\n  " + "\n  ".join(space.describe()))
         print(_confirm_plan(settings, args.confirm_share))
@@ -309,7 +313,8 @@ def open_study(settings: LaunchSettings, pruner: optuna.pruners.BasePruner) -> t
         storage = open_storage(settings.storage)
     open_artifact_store(settings.storage, settings.artifacts)  # before the study: a bad folder adds no study
     study, created = create_or_resume(
-        settings.study, storage, make_sampler(settings.sampler, settings.seed), pruner, settings.space,
+        settings.study, storage, make_sampler(settings.sampler, settings.seed, settings.tpe_startup), pruner,
+        settings.space,
         PRESETS["v1"].with_overrides(seed=settings.seed, precision=settings.precision), settings.study_attrs(),
         differences=lambda stored: settings_differences(stored, settings),
     )

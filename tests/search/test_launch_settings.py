@@ -5,6 +5,7 @@ stop after failed trials in a row and its count of the search trials a run added
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,8 @@ def test_every_flag_a_message_or_command_names_is_a_real_option() -> None:
     ("--seed", "3000000000", "--seed must be >= 0 and <= 2147483647"),  # passed here, failed in TrainConfig
     ("--worker-index", "-1", "--worker-index must be >= 0"),
     ("--worker-index", "10000000000", "--worker-index must be >= 0"),
+    ("--tpe-startup", "-1", "--tpe-startup must be >= 0"),
+    ("--tpe-startup", "100000", "--tpe-startup must be >= 0 and <= 10000"),
 ])
 def test_extreme_launch_values_are_refused_before_anything_is_written(
     flag: str, value: str, needle: str, created: tuple[str, list[str]], tmp_path: Path,
@@ -158,6 +161,32 @@ def test_a_space_file_that_is_not_text_is_refused(created: tuple[str, list[str]]
     space.write_bytes(b"\xff\xfe[lr]\x00\x81")
     one_line_error(capsys, [*argv, "--space", str(space)], "is not UTF-8 text")
     one_line_error(capsys, [*argv, "--space", str(tmp_path)], "does not exist")  # a folder
+
+
+def test_tpe_draws_at_random_until_its_startup_count_then_models() -> None:
+    """Five finished trials: TPE with 10 start-up draws still draws what the random sampler
+    of its seed draws; with 3 it models the five (the best at lr 1e-2, the rest far below)."""
+    dist = optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True)
+    study = optuna.create_study(direction="maximize")
+    for lr, value in ((1e-2, 0.99), (1e-5, 0.5), (2e-5, 0.5), (1e-4, 0.6), (2e-4, 0.6)):
+        study.add_trial(optuna.trial.create_trial(params={"lr": lr}, distributions={"lr": dist}, value=value))
+    trial = study.trials[-1]
+
+    def draw(sampler: optuna.samplers.BaseSampler) -> float:
+        return sampler.sample_independent(study, trial, "lr", dist)
+
+    at_random = draw(optuna.samplers.RandomSampler(seed=7))
+    assert draw(make_sampler("tpe", 7)) == at_random  # the default: 10 random draws first
+    assert draw(make_sampler("tpe", 7, tpe_startup=3)) != at_random
+    assert abs(math.log10(draw(make_sampler("tpe", 7, tpe_startup=3))) + 2) < 1  # near the good ones
+
+
+def test_the_dry_run_names_the_tpe_startup_count(tiny_space: Path, fake_root: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    assert main([*launch_args("s", 3, url, tiny_space, fake_root), "--tpe-startup", "3", "--dry-run"]) == 0
+    assert "sampler tpe (3 random draws first)" in capsys.readouterr().out
+    assert not (tmp_path / "studies.db").exists()
 
 
 def test_every_seed_a_worker_can_get_is_one_the_samplers_take() -> None:
