@@ -23,7 +23,9 @@ __all__ = ["COLUMNS", "STRATEGIES", "V2_RULE", "append_row", "read_rows", "row_k
 
 COLUMNS = ("pair", "strategy", "space", "budget_min", "train_images", "v2_rule", "config", "val_acc", "test_acc",
            "started", "ended", "cpu", "load_avg")
-STRATEGIES = ("default", "sweep")
+# The arms paired_runs.py can run (its ARM_OPTIONS): the default launch, a random sweep,
+# and the default with fewer random draws before TPE models (--tpe-startup 3 or 5).
+STRATEGIES = ("default", "sweep", "tpe3", "tpe5")
 V2_RULE = "tied-best"  # search/best.py: the most-run configuration among those tied with the best mean
 
 Key = tuple[int, str, str, float, int, str]

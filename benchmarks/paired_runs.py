@@ -7,6 +7,9 @@ equally and see the same load at the same time:
     default: lstm-search launch --timeout BUDGET ...
     sweep:   lstm-search launch --timeout BUDGET ... --sampler random --pruner none --no-confirm
 
+`--arms` pairs two other arms the same way, e.g. `--arms tpe3 default`: the default with
+3 random draws before TPE models (`--tpe-startup 3`) against the default's 10.
+
 Both get the same `--seed` (the pair's), `--space`, `--subset` and `--val-size`, hence the
 same training/validation split. When both budgets are spent, the configuration each arm
 returns (its study's V2, search/best.py) is trained once more on `--train-images` training
@@ -18,6 +21,10 @@ and threads give the same test score. One row per arm is appended to the CSV
 
     PYTHONPATH=. python benchmarks/paired_runs.py --budget-min 45 --seeds 0 1 2 3
     PYTHONPATH=. python benchmarks/paired_runs.py --budget-min 10 --space quick --subset 10000 --seeds 0 1 2 3
+
+An arm is named by its strategy and seed, so pairings share it: `--arms tpe3 default` after
+the default-vs-sweep pairs of the same seeds reuses their default arms and runs tpe3 alone
+(run two seeds' tpe3 arms at once, in two commands, to load the machine as a pair did).
 
 Resumable: an arm already in the CSV is skipped; an arm whose search was interrupted
 resumes its study with the budget it has left (the launch's wall time is saved every few
@@ -61,6 +68,8 @@ STUDIES = ROOT / "benchmarks" / "data" / "paired"
 ARM_OPTIONS = {
     "default": [],
     "sweep": ["--sampler", "random", "--pruner", "none", "--no-confirm"],  # a plain loop: no repeats
+    "tpe3": ["--tpe-startup", "3"],
+    "tpe5": ["--tpe-startup", "5"],
 }
 N_TRIALS = 1_000_000  # the budget ends a launch, never a trial count
 POLL_S = 5.0
@@ -223,6 +232,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget-min", type=float, required=True, help="each arm's search budget (launch --timeout)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="one pair per seed")
+    p.add_argument("--arms", nargs=2, choices=STRATEGIES, default=["default", "sweep"], metavar="ARM",
+                   help=f"the two arms of each pair, of {', '.join(STRATEGIES)} (default: default sweep)")
     p.add_argument("--space", choices=BUILTIN_SPACES, default="default", help="search space of both arms")
     p.add_argument("--subset", type=int, default=None, help="training images of the search (launch --subset)")
     p.add_argument("--val-size", type=int, default=5000, help="validation images (launch --val-size)")
@@ -243,6 +254,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--train-images must be 1-{MNIST_TRAIN_IMAGES} (got {args.train_images})")
     if args.subset is not None and args.subset < 10:
         p.error(f"--subset must be >= 10 (got {args.subset})")
+    if args.arms[0] == args.arms[1]:
+        p.error(f"--arms must name two different arms (got {args.arms[0]} twice)")
     if any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds):
         p.error(f"--seeds must be distinct and >= 0 (got {args.seeds})")
     return args
@@ -256,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     device = str(resolve_device(args.device))
     args.studies.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        arms = [Arm(seed, s, args.budget_min, args.subset, args.val_size, args.space) for s in STRATEGIES]
+        arms = [Arm(seed, s, args.budget_min, args.subset, args.val_size, args.space) for s in args.arms]
         done = {row_key(r) for r in read_rows(args.csv)}
         todo = [a for a in arms if a.key(args.train_images) not in done]
         if not todo:

@@ -1,13 +1,14 @@
 """What the default search buys over a random sweep: the paired edge on test, per budget.
 
-Reads the table of benchmarks/paired_runs.py and prints, for each series (search space,
-budget, and the V2 rule that scored it: rows of the rule before its fix are printed apart,
-marked "old V2 rule"): the number of complete pairs (both arms scored with the same
-final-run images), the mean test edge (default minus sweep, percentage points) with a 95%
+Reads the table of benchmarks/paired_runs.py and prints, for each series (the two arms
+compared, search space, budget, and the V2 rule that scored it: rows of the rule before its
+fix are printed apart, marked "old V2 rule"): the number of complete pairs (both arms scored
+with the same final-run images), the mean test edge (the first arm minus the second:
+default minus sweep, tpe3 or tpe5 minus default; percentage points) with a 95%
 bootstrap interval that resamples pairs (seeded, so the same table prints the same
 interval), the Student t interval beside it (a percentile bootstrap of a few pairs is too
 narrow: it cannot see beyond the spread of the pairs it has), the share of pairs the
-default won (ties counted apart), and the mean validation edge.
+first arm won (ties counted apart), and the mean validation edge.
 
     PYTHONPATH=. python benchmarks/paired_summary.py
     PYTHONPATH=. python benchmarks/paired_summary.py --csv my_runs.csv --resamples 20000
@@ -34,22 +35,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CSV = ROOT / "benchmarks" / "data" / "paired_runs.csv"
 HEADLINE_BUDGET = 45.0
+# The comparisons printed, first arm minus second (arms: benchmarks/paired_csv.py).
+COMPARISONS = (("default", "sweep"), ("tpe3", "default"), ("tpe5", "default"))
 
 
 class Series(NamedTuple):
     space: str
     budget: float  # minutes
     rule: str  # benchmarks/paired_csv.py V2_RULE, or the older rule's name
+    arms: tuple[str, str] = COMPARISONS[0]  # the edge is the first minus the second
 
     def title(self) -> str:
         old = "" if self.rule == V2_RULE else f", old V2 rule ({self.rule})"
-        return f"space {self.space}, budget {self.budget:g} min{old}"
+        versus = "" if self.arms == COMPARISONS[0] else f"{self.arms[0]} vs {self.arms[1]}, "
+        return f"{versus}space {self.space}, budget {self.budget:g} min{old}"
 
 
 class Pair(NamedTuple):
     pair: int
     train_images: int
-    test_edge: float  # default minus sweep, percentage points
+    test_edge: float  # the series' first arm minus its second, percentage points
     val_edge: float
 
 
@@ -67,11 +72,12 @@ def paired_edges(rows: Sequence[dict[str, str]]) -> dict[Series, list[Pair]]:
         series = Series(row["space"], float(row["budget_min"]), row["v2_rule"])
         arms.setdefault((series, int(row["pair"]), int(row["train_images"])), {})[row["strategy"]] = row
     edges: dict[Series, list[Pair]] = {}
-    for (series, pair, images), by in sorted(arms.items(), key=lambda item: (item[0][0].rule != V2_RULE, item[0])):
-        if {"default", "sweep"} <= by.keys():
-            d, s = by["default"], by["sweep"]
-            edges.setdefault(series, []).append(Pair(
-                pair, images, float(d["test_acc"]) - float(s["test_acc"]), float(d["val_acc"]) - float(s["val_acc"])))
+    for first, second in COMPARISONS:
+        for (series, pair, images), by in sorted(arms.items(), key=lambda item: (item[0][0].rule != V2_RULE, item[0])):
+            if {first, second} <= by.keys():
+                a, b = by[first], by[second]
+                test, val = (float(a[k]) - float(b[k]) for k in ("test_acc", "val_acc"))
+                edges.setdefault(series._replace(arms=(first, second)), []).append(Pair(pair, images, test, val))
     return edges
 
 
@@ -112,7 +118,7 @@ def describe(series: Series, pairs: Sequence[Pair], resamples: int, seed: int) -
     images = ", ".join(f"{i:,}" for i in sorted({p.train_images for p in pairs}))
     return (f"{series.title()}: {len(pairs)} pair{'s' * (len(pairs) != 1)} (final runs on {images} images); "
             f"test edge {ci.mean:+.2f} pp, 95% CI [{ci.lo:+.2f}, {ci.hi:+.2f}] (t: [{t.lo:+.2f}, {t.hi:+.2f}]); "
-            f"default won {won}/{len(pairs)} ({100 * won / len(pairs):.0f}%, {tied} tied); "
+            f"{series.arms[0]} won {won}/{len(pairs)} ({100 * won / len(pairs):.0f}%, {tied} tied); "
             f"val edge {np.mean([p.val_edge for p in pairs]):+.2f} pp")
 
 
@@ -129,8 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.resamples < 1:
         p.error(f"--resamples must be >= 1 (got {args.resamples})")
     edges = paired_edges(read_rows(args.csv))
-    print("edge = default launch minus random sweep (--sampler random --pruner none), test accuracy of "
-          "each arm's V2 after one final run, percentage points; CI: bootstrap over pairs")
+    print("edge = default launch minus random sweep (--sampler random --pruner none), or the named arms' "
+          "first minus second; test accuracy of each arm's V2 after one final run, percentage points; "
+          "CI: bootstrap over pairs")
     for series, pairs in edges.items():
         print(describe(series, pairs, args.resamples, args.seed))
     top = edges.get(Series("default", args.headline, V2_RULE), [])

@@ -88,6 +88,34 @@ def test_the_two_arms_differ_only_in_sampler_and_pruner(tmp_path: Path) -> None:
     assert arms[0].name != arms[1].name and arms[0].storage(tmp_path) != arms[1].storage(tmp_path)
 
 
+def test_a_tpe_startup_arm_is_the_default_launch_with_fewer_random_draws(tmp_path: Path) -> None:
+    arms = [paired_runs.Arm(3, s, 10, 10_000, 5000, "quick") for s in ("tpe3", "default")]
+    tpe3, default = (paired_runs.launch_command(a, tmp_path, 600, "data", "cpu") for a in arms)
+    assert tpe3[tpe3.index("--tpe-startup") + 1] == "3" and "--sampler" not in tpe3 and "--pruner" not in tpe3
+    at = tpe3.index("--tpe-startup")
+    assert tpe3[:at] + tpe3[at + 2:] == [x.replace("default", "tpe3") for x in default]  # all else the same
+    assert paired_runs.parse_args(["--budget-min", "10", "--arms", "tpe3", "default"]).arms == ["tpe3", "default"]
+
+
+def test_other_arms_are_summarised_apart_and_stay_out_of_the_headline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "runs.csv"
+    write_table(path, [0.2, -0.1])  # default = sweep + edge, sweep 99.0
+    append_row(path, arm_row(0, "tpe3", 99.5))  # default 99.2: +0.3
+    append_row(path, arm_row(1, "tpe3", 98.8))  # default 98.9: -0.1
+    append_row(path, arm_row(2, "tpe3", 99.9))  # no default for pair 2: not a pair
+    edges = paired_summary.paired_edges(read_rows(path))
+    versus = paired_summary.Series("default", 45.0, V2_RULE, ("tpe3", "default"))
+    assert [round(p.test_edge, 2) for p in edges[versus]] == [0.3, -0.1]
+    assert [round(p.test_edge, 2) for p in edges[paired_summary.Series("default", 45.0, V2_RULE)]] == [0.2, -0.1]
+    assert paired_summary.main(["--csv", str(path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("tpe3 vs default, space default, budget 45 min: 2 pairs") and "tpe3 won 1/2" in line
+               for line in lines)
+    assert lines[-1].startswith("paired edge +0.05 pp [")  # default minus sweep only
+
+
 def test_state_keeps_the_budget_spent_across_restarts(tmp_path: Path) -> None:
     arm = paired_runs.Arm(0, "sweep", 45, None, 5000)
     state = paired_runs.read_state(arm, tmp_path)
@@ -98,7 +126,8 @@ def test_state_keeps_the_budget_spent_across_restarts(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("argv", [["--budget-min", "0"], ["--budget-min", "45", "--train-images", "70000"],
-                                  ["--budget-min", "45", "--seeds", "1", "1"]])
+                                  ["--budget-min", "45", "--seeds", "1", "1"],
+                                  ["--budget-min", "45", "--arms", "tpe3", "tpe3"]])
 def test_bad_options_are_one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         paired_runs.parse_args(argv)
