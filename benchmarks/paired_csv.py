@@ -7,9 +7,10 @@ reads it. A row is identified by (pair, strategy, space, budget_min, train_image
 v2_rule): appending a row whose key is already there does nothing, which is what lets a
 run resume.
 
-``v2_rule`` names the rule of search/best.py that chose the arm's V2. Rows scored before
-the rule was fixed keep ``most-runs`` (the best mean among the configurations with the
-most runs, ties one-sided): they show what the fix changed.
+``v2_rule`` names the rule of search/best.py that chose the arm's V2. Rows scored under an
+earlier rule keep its name and show what the change did: ``most-runs`` (the best mean among
+the configurations with the most runs, ties one-sided), then ``tied-best`` (the most-run
+configuration among those tied with the best mean).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ COLUMNS = ("pair", "strategy", "space", "budget_min", "train_images", "v2_rule",
 # The arms paired_runs.py can run (its ARM_OPTIONS): the default launch, a random sweep,
 # and the default with fewer random draws before TPE models (--tpe-startup 3 or 5).
 STRATEGIES = ("default", "sweep", "tpe3", "tpe5")
-V2_RULE = "tied-best"  # search/best.py: the most-run configuration among those tied with the best mean
+# search/best.py: the best confirmed (2+ runs) configuration among those tied with the best mean
+V2_RULE = "confirmed-best"
 
 Key = tuple[int, str, str, float, int, str]
 

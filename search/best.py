@@ -12,11 +12,12 @@ number, the same parameters with another training seed; search/confirm.py queues
   taken below the one-run binomial error (two or three runs can agree by chance), / sqrt(k).
 - **Tied**: two configurations whose means differ by at most ``TIE_Z`` standard errors of
   the difference, sqrt(se_a^2 + se_b^2): the data cannot tell them apart (either way round).
-- **V2** (``best_config``): among the configurations tied with the best mean, the one with
-  the most complete runs, then the best mean, then the lower trial number. So a configuration
-  run once cannot beat a confirmed one by one lucky draw, and a confirmed one cannot beat a
-  clearly better single run either: confirmation decides only between what the data ties.
-  A study without repeats picks its best single trial.
+- **V2** (``best_config``): among the configurations tied with the best mean, the best mean
+  of those *confirmed* (two or more complete runs), else the best mean; then the lower trial
+  number. So a configuration run once cannot beat a confirmed one by one lucky draw, a
+  confirmed one cannot beat a clearly better single run either (confirmation decides only
+  between what the data ties), and between confirmed ones the mean decides, not how many
+  runs the budget left room for. A study without repeats picks its best single trial.
 - **Ranking** (``rank_configs``): V2 first, then the V2 of the configurations left, and so on.
 - Prior copies (search/prior.py) are never ranked: a configuration must be trained here.
 - **V2 lite**: the tied configuration with the fewest parameters (then the least training
@@ -174,7 +175,7 @@ def _rule_order(scores: list[ConfigScore]) -> list[ConfigScore]:
     left = sorted(scores, key=lambda s: (-s.mean, s.number))  # the first is the best mean
     order = []
     while left:
-        pick = min((s for s in left if tied_with(left[0], s)), key=lambda s: (-s.n, -s.mean, s.number))
+        pick = min((s for s in left if tied_with(left[0], s)), key=lambda s: (s.n < 2, -s.mean, s.number))
         order.append(pick)
         left.remove(pick)
     return order

@@ -110,8 +110,8 @@ def add_confirm_args(p: argparse.ArgumentParser) -> None:
         "On 5,000 validation images the best trials lie within the split's noise of each other, so "
         "the launch ends by retraining the K best configurations with R other training seeds, as trials "
         "of the study (user attrs repeat_of, repeat_seed; never pruned). V2 is then, among the "
-        "configurations tied with the best mean, the one with the most runs. Repeats come on top of "
-        "--n-trials; a resumed launch runs only the repeats still missing.")
+        "configurations tied with the best mean, the best confirmed one (run 2+ times). Repeats come on "
+        "top of --n-trials; a resumed launch runs only the repeats still missing.")
     g.add_argument("--confirm-top", metavar="K", type=int, default=DEFAULT_CONFIRM_TOP,
                    help="configurations to repeat (3: the likeliest V2s; 6 trials with the "
                    "default seeds, small next to a search)")

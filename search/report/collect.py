@@ -98,7 +98,7 @@ def summarize(study: optuna.Study, rows: list[TrialRow]) -> StudySummary:
 
 
 def best_config(study: optuna.Study) -> tuple[TrainConfig, int]:
-    """V2 (search/best.py: the most-run configuration tied with the best mean): its
+    """V2 (search/best.py: the best confirmed configuration tied with the best mean): its
     first trial's full config (user attr ``config``) and that trial's number."""
     best = best_of(study)
     if best is None:

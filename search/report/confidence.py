@@ -67,8 +67,8 @@ def _rule(best: Best) -> str:
         "user attr `repeat_of`), the spread over its runs (not below the one-run error) / sqrt(k). "
         f"Two configurations are *tied* when their means differ by at most {TIE_Z:g} standard errors of "
         "the difference (sqrt(se1² + se2²)), either way round. V2 is, among the configurations tied with "
-        "the best mean, the one with the most runs (then the best mean). V2 lite is the tied configuration "
-        "with the fewest parameters (then the least training time)."
+        "the best mean, the best mean of those confirmed (run two or more times), else the best mean. "
+        "V2 lite is the tied configuration with the fewest parameters (then the least training time)."
     )
 
 

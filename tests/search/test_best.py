@@ -183,3 +183,28 @@ def test_the_committed_paired_study_names_its_best_configuration(tmp_path: Path)
     best = best_config(study)
     assert (best.number, best.v2.n, round(100 * best.mean, 2)) == (2, 1, 98.84)
     assert 3 not in {s.number for s in best.tied}  # 97.25% over 3 runs: not tied with V2
+
+
+def test_between_confirmed_configurations_the_mean_decides_not_the_run_count(tmp_path: Path) -> None:
+    """The shape of benchmarks/data/paired/paired-default-quick-10m-10000-v5000-p9.db: the
+    budget cut trial 7's second repeat, so it has 2 runs (97.23%) against trial 10's 3
+    (96.95%). Both are confirmed and tied; the better mean is V2, not the longer record."""
+    source = Path(__file__).parents[2] / "benchmarks/data/paired/paired-default-quick-10m-10000-v5000-p9.db"
+    copy = tmp_path / "p9.db"
+    copy.write_bytes(source.read_bytes())
+    study = optuna.load_study(study_name="paired-default-quick-10m-10000-v5000-p9", storage=f"sqlite:///{copy}")
+    best = best_config(study)
+    assert (best.number, best.v2.n, round(100 * best.mean, 2)) == (7, 2, 97.23)
+    third = next(s for s in best.ranking if s.number == 10)
+    assert third.n == 3 and tied_with(best.v2, third) and third.mean < best.mean
+    assert [s.number for s in best.ranking[:2]] == [7, 10]  # confirmed ones before single runs
+
+
+def test_a_confirmed_configuration_still_beats_a_tied_single_run_above_it() -> None:
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("val_size", VAL)
+    study.add_trial(_trial(0.9760, 128, 1e-3))  # 0: one lucky run, the best single value
+    study.add_trial(_trial(0.9756, 64, 3e-3))  # 1
+    study.add_trial(_trial(0.9740, 64, 3e-3, seed=1, repeat_of=1, repeat_seed=1))  # 2: mean 97.48
+    best = best_config(study)
+    assert best.number == 1 and best.v2.n == 2 and [s.number for s in best.tied] == [1, 0]
