@@ -5,6 +5,7 @@ The pruners are search/pruning.py's; the seed bound is model/config.py's ``MAX_S
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 
 from model.config import MAX_SEED
@@ -17,7 +18,6 @@ DEFAULT_SAMPLER = "tpe"  # the launch's default (replayed by benchmarks/replay.p
 # Random draws before TPE models: Optuna's own default, kept until paired runs against fewer
 # (benchmarks/paired_runs.py --arms tpe3 default) decide otherwise. Prior copies count too.
 DEFAULT_TPE_STARTUP = 10
-_WORKER_SEED_STRIDE = 1_000_003  # a prime far above any study's trial count
 
 
 def make_sampler(name: str, seed: int | None, tpe_startup: int = DEFAULT_TPE_STARTUP) -> optuna.samplers.BaseSampler:
@@ -39,10 +39,13 @@ def make_sampler(name: str, seed: int | None, tpe_startup: int = DEFAULT_TPE_STA
 
 
 def sampler_seed(seed: int, existing_trials: int, worker_index: int = 0) -> int:
-    """The sampler's seed for one process joining a study, wrapped into 0..MAX_SEED.
+    """The sampler's seed for one process joining a study, in 0..MAX_SEED.
 
-    Offset by the trials the study already holds (a resumed sampler must not redraw the
-    configurations it tried) and by the worker index (K workers started together see the
-    same count and would otherwise draw identical configurations).
+    It depends on the trials the study already holds (a resumed sampler must not redraw the
+    configurations it tried) and on the worker index (K workers started together see the
+    same count and would otherwise draw identical configurations). The three are hashed
+    (numpy's SeedSequence), not added: with a sum, study seed 7 resumed after 2 trials drew
+    exactly the configurations that seed 8 drew after 1 (benchmarks/RESULTS.md#paired-runs).
     """
-    return (seed + existing_trials + _WORKER_SEED_STRIDE * worker_index) % (MAX_SEED + 1)
+    state = np.random.SeedSequence([seed, existing_trials, worker_index]).generate_state(1)[0]
+    return int(state) % (MAX_SEED + 1)
