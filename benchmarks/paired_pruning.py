@@ -5,8 +5,11 @@ The two arms of a pair (benchmarks/paired_runs.py) share a seed, and TPE draws i
 trials at random with that seed, so the default and the sweep start with the same
 configurations. The sweep never prunes: its value for such a configuration is what the
 default's pruner cut short. Per pair this prints the trials each arm finished, the
-configurations drawn by both, how many of those the default pruned, and whether it pruned
-the sweep's best or one of its top 3; then the totals.
+configurations drawn by both, how many of those the default pruned (a trial the time
+budget stopped is not counted: the pruner did not cut it), and whether it pruned the
+sweep's best or one of its top 3; then the totals, and the same by learning-rate schedule
+(the first rung, a third of the epochs, comes right after a one-cycle schedule's warm-up
+peak, where such a run looks worst).
 
     PYTHONPATH=. python benchmarks/paired_pruning.py --match quick-10m
 """
@@ -31,11 +34,28 @@ STUDIES = ROOT / "benchmarks" / "data" / "paired"
 TOP = 3
 
 
+class Shared(NamedTuple):
+    """A configuration both arms drew and the sweep completed."""
+
+    schedule: str
+    rank: int  # in the sweep, from 1
+    value: float  # the sweep's
+    pruned: bool  # by the default's pruner
+
+
 class PairPruning(NamedTuple):
     name: str
     finished: tuple[int, int]  # search trials finished (complete or pruned): default, sweep
-    shared: int  # configurations both arms drew and the sweep completed
-    pruned: list[tuple[int, float]]  # of those, pruned by the default: (sweep rank from 1, sweep value)
+    configs: list[Shared]
+
+    @property
+    def shared(self) -> int:
+        return len(self.configs)
+
+    @property
+    def pruned(self) -> list[tuple[int, float]]:
+        """(sweep rank, sweep value) of each shared configuration the default pruned."""
+        return sorted((c.rank, c.value) for c in self.configs if c.pruned)
 
 
 def _search_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -54,10 +74,27 @@ def compare(default: optuna.Study, sweep: optuna.Study) -> PairPruning:
     done = sorted((t for t in theirs if t.state == TrialState.COMPLETE and t.value is not None),
                   key=lambda t: -float(t.value))
     rank = {_key(t): (i + 1, float(t.value)) for i, t in enumerate(done)}
-    shared = [t for t in ours if t.state in finished and _key(t) in rank]
-    pruned = sorted(rank[_key(t)] for t in shared if t.state == TrialState.PRUNED)
+    configs = [Shared(str(t.params.get("schedule", "-")), *rank[_key(t)], _pruned_by_pruner(t))
+               for t in ours if t.state in finished and _key(t) in rank]
     return PairPruning(default.study_name, (sum(t.state in finished for t in ours),
-                                            sum(t.state in finished for t in theirs)), len(shared), pruned)
+                                            sum(t.state in finished for t in theirs)), configs)
+
+
+def _pruned_by_pruner(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.PRUNED and not str(trial.user_attrs.get("fail_reason", "")).startswith(
+        "time budget")
+
+
+def by_schedule(records: list[PairPruning]) -> list[str]:
+    """Per schedule: drawn by both, in the sweep's top TOP, pruned, pruned while in its top TOP."""
+    lines = []
+    for schedule in sorted({c.schedule for p in records for c in p.configs}):
+        mine = [c for p in records for c in p.configs if c.schedule == schedule]
+        top = [c for c in mine if c.rank <= TOP]
+        lines.append(f"schedule {schedule}: {len(mine)} drawn by both, {len(top)} in the sweep's top {TOP}; "
+                     f"the default pruned {sum(c.pruned for c in mine)}, {sum(c.pruned for c in top)} of them "
+                     f"in the sweep's top {TOP}")
+    return lines
 
 
 def pairs(folder: Path, match: str) -> list[tuple[str, str]]:
@@ -101,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(records)} pairs: the default pruned {len(cut)} of the {shared} configurations both arms drew; "
           f"the sweep's best (its V2) {sum(r == 1 for r in cut)} time(s), one of its top {TOP} "
           f"{sum(r <= TOP for r in cut)} time(s)")
+    print("\n".join(by_schedule(records)))
     return 0
 
 

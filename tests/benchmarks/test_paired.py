@@ -323,6 +323,33 @@ def test_pruning_record_matches_configurations_across_the_arms() -> None:
     assert "sweep rank #2 (98.00%)" in paired_pruning.describe(record)
 
 
+def test_pruning_record_leaves_out_budget_cuts_and_splits_by_schedule() -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from benchmarks import paired_pruning
+
+    dist = {"lr": FloatDistribution(1e-4, 1e-2, log=True), "schedule": CategoricalDistribution(["cosine", "onecycle"])}
+    default, sweep = optuna.create_study(direction="maximize"), optuna.create_study(direction="maximize")
+    for lr, schedule, value in ((2e-3, "onecycle", 0.99), (3e-3, "cosine", 0.98), (4e-3, "cosine", 0.90),
+                                (5e-3, "onecycle", 0.85)):
+        sweep.add_trial(create_trial(params={"lr": lr, "schedule": schedule}, distributions=dist, value=value))
+    default.add_trial(create_trial(params={"lr": 2e-3, "schedule": "onecycle"}, distributions=dist,
+                                   state=TrialState.PRUNED))  # the pruner cut the sweep's best
+    default.add_trial(create_trial(params={"lr": 3e-3, "schedule": "cosine"}, distributions=dist,
+                                   state=TrialState.PRUNED,
+                                   user_attrs={"fail_reason": "time budget (--timeout) reached"}))
+    default.add_trial(create_trial(params={"lr": 4e-3, "schedule": "cosine"}, distributions=dist,
+                                   state=TrialState.PRUNED))
+    record = paired_pruning.compare(default, sweep)
+    assert record.shared == 3 and record.pruned == [(1, 0.99), (3, 0.90)]  # not the budget's cut
+    lines = paired_pruning.by_schedule([record])
+    assert lines == ["schedule cosine: 2 drawn by both, 2 in the sweep's top 3; the default pruned 1, 1 of them "
+                     "in the sweep's top 3",
+                     "schedule onecycle: 1 drawn by both, 1 in the sweep's top 3; the default pruned 1, 1 of them "
+                     "in the sweep's top 3"]
+
+
 def test_t_interval_beside_the_bootstrap_is_wider_for_few_pairs() -> None:
     ci = paired_summary.t_interval([1.0, 2.0, 3.0])
     assert ci.mean == 2.0 and ci.hi - 2.0 == pytest.approx(4.302653 / np.sqrt(3), rel=1e-6)  # t(2) at 97.5%
