@@ -142,9 +142,12 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     """
     pool = _Pool(settings, plan)
     # `kill PID` (SIGTERM) on this command takes the Ctrl-C path: workers record their
-    # trials and stop, instead of running on as orphans in their own process groups.
+    # trials and stop, instead of running on as orphans in their own process groups. The
+    # loop also checks ``received``: Python drops a KeyboardInterrupt raised inside a
+    # garbage-collector callback, and the workers would then run on.
     received: list[int] = []
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt(received))
+    previous = {signum: signal.signal(signum, _raise_interrupt(received))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     shown = {t.number for t in study.get_trials(deepcopy=False, states=_LINE_STATES)}  # an earlier run's
     for index in range(plan.workers):
         pool.start(index)
@@ -157,13 +160,16 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
             time.sleep(POLL_SECONDS)
             _show_progress(bar, study, shown, settings, ends)
             pool.reap(study, bar)
+            if received:
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
         bar.write("interrupted: each worker records its running trial as failed, then stops "
                   "(Ctrl-C again to kill them; their trials are then failed and re-run on resume)")
         _stop(pool.procs, pool.codes)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         _show_progress(bar, study, shown, settings, ends)
         bar.close()
     if interrupted:

@@ -22,6 +22,7 @@ import pickle
 import queue as queue_module
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -72,21 +73,58 @@ def run_jobs(
     prepare_kernels(device, echo=log)  # once, here: the children find it built
     total = spec.threads if spec.threads is not None else torch.get_num_threads()
     processes, each = plan_processes(len(jobs), total) if device.type == "cpu" else (1, total)
-    if processes == 1:
-        for job in jobs:
-            run = retrain.run_final(job.cfg, data(job.cfg.seed), device=device, log=_prefixed(log, job),
-                                    gates=job.gates)
-            with _signals_held():
-                on_done(job, run)
-        return
-    for train in (True, False):  # downloaded (or found wanting) here, not by several children at once
-        load_mnist(spec.data_root, train=train)
-    log(f"training {len(jobs)} final runs in {processes} processes x {each} thread(s)")
-    _run_in_processes(jobs, spec, on_done, log, processes, each)
+    with _interruptible() as stop:
+        if processes == 1:
+            for job in jobs:
+                run = retrain.run_final(job.cfg, data(job.cfg.seed), device=device, log=_prefixed(log, job),
+                                        gates=job.gates)
+                with _signals_held():
+                    on_done(job, run)
+                stop.check()
+            return
+        for train in (True, False):  # downloaded (or found wanting) here, not by several children at once
+            load_mnist(spec.data_root, train=train)
+        log(f"training {len(jobs)} final runs in {processes} processes x {each} thread(s)")
+        _run_in_processes(jobs, spec, on_done, log, processes, each, stop)
+        stop.check()  # a Ctrl-C after the last run was stored still stops the report
 
 
 def _prefixed(log: Callable[[str], None], job: FinalJob) -> Callable[[str], None]:
     return lambda line: log(f"{job.label}: {line}")
+
+
+class _Stop:
+    """Whether Ctrl-C or SIGTERM came (``seen``). The handler raises KeyboardInterrupt at
+    once, but Python prints and drops an exception raised inside a garbage-collector
+    callback or a ``__del__`` (seen in CI: a report ran on to the end after its SIGINT), so
+    the loops also ``check`` the flag after each step."""
+
+    seen = False
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def _interruptible() -> Iterator[_Stop]:
+    """Ctrl-C and SIGTERM (``kill PID``: the children stop too) raise KeyboardInterrupt and
+    stay noted in the yielded ``_Stop``; the previous handlers come back after the block."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():  # signal.signal works only there
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        stop.seen = True
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 @contextmanager
@@ -105,7 +143,7 @@ def _signals_held() -> Iterator[None]:
 
 def _run_in_processes(
     jobs: list[FinalJob], spec: FinalRunSpec, on_done: Callable[[FinalJob, FinalRun], None],
-    log: Callable[[str], None], processes: int, threads: int,
+    log: Callable[[str], None], processes: int, threads: int, stop: _Stop,
 ) -> None:
     """``processes`` children at a time, ``threads`` torch threads each."""
     ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and the open study
@@ -113,13 +151,9 @@ def _run_in_processes(
     pending = list(enumerate(jobs))
     running: dict[int, mp.process.BaseProcess] = {}
     finished: set[int] = set()
-
-    def on_term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)  # `kill PID` stops the children too
     try:
         while pending or running:
+            stop.check()
             while pending and len(running) < processes:
                 index, job = pending.pop(0)
                 proc = ctx.Process(target=_child, args=(index, job, spec, threads, messages),
@@ -127,11 +161,12 @@ def _run_in_processes(
                 proc.start()
                 running[index] = proc
             _handle(messages, jobs, on_done, log, finished, timeout=POLL_SECONDS)
+            stop.check()
             for index, proc in list(running.items()):
                 if proc.exitcode is None:
                     continue
                 while index not in finished and _handle(messages, jobs, on_done, log, finished, timeout=1.0):
-                    pass  # its last messages may still be in the pipe
+                    stop.check()  # its last messages may still be in the pipe
                 proc.join()
                 del running[index]
                 if index not in finished:
@@ -140,7 +175,6 @@ def _run_in_processes(
         _stop(running)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
         messages.close()
 
 

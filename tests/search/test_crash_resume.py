@@ -3,6 +3,7 @@ trial and the same command resumes; a diverging trial is pruned with its reason.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from search.objective import Objective
 from search.runner import run_trials
 from search.space import parse_space
 from search.storage import open_storage
+from tests.dropped_interrupt import drop_a_ctrl_c
 from tests.search.conftest import launch_args, running_trial_with_epoch, start_cli, states, wait_for
 
 GRACE = 2 * HEARTBEAT_SECONDS
@@ -125,6 +127,35 @@ def test_ctrl_c_on_the_parent_stops_every_worker(tmp_path: Path, slow_space: Pat
     count = states(storage, "parent")
     assert count["RUNNING"] == 0, out
     assert count["FAIL"] >= 1  # the interrupted trials are recorded, not lost
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped exception
+def test_a_ctrl_c_that_python_drops_still_stops_every_worker(
+    tmp_path: Path, slow_space: Path, fake_root: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The launch's parent notices a Ctrl-C whose exception was lost at its next poll, and
+    stops the workers, instead of watching them until N (here: far out of reach)."""
+    from search import cli, workers
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    show = workers._show_progress
+    dropped: list[bool] = []
+
+    def show_then_drop_a_ctrl_c(bar: object, study: optuna.Study, *rest: object) -> None:
+        show(bar, study, *rest)
+        if not dropped and running_trial_with_epoch(storage, "dropped"):
+            dropped.append(True)
+            drop_a_ctrl_c()
+
+    monkeypatch.setattr(workers, "_show_progress", show_then_drop_a_ctrl_c)
+    # --timeout: had the Ctrl-C stayed lost, the launch would end by its budget with 0, not hang.
+    code = cli.main(launch_args("dropped", 100_000, storage, slow_space, fake_root, "--workers", "2",
+                                "--timeout", "90"))
+    assert dropped
+    assert code == 130
+    assert multiprocessing.active_children() == []  # every worker stopped and reaped
+    count = states(storage, "dropped")
+    assert count["RUNNING"] == 0 and count["FAIL"] >= 1  # the interrupted trials are recorded
 
 
 def test_diverging_trial_is_pruned_with_its_reason_and_the_study_goes_on(tmp_path: Path) -> None:

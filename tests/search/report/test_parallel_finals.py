@@ -22,6 +22,7 @@ from search.report.retrain import (
     plan_final_runs,
     store_run,
 )
+from tests.dropped_interrupt import drop_a_ctrl_c
 from tests.search.report import conftest
 from tests.search.report.conftest import make_study
 
@@ -106,6 +107,30 @@ def test_ctrl_c_stops_every_child_keeps_whole_runs_and_the_report_resumes_the_re
     torch.set_num_threads(1)
     paths = write_report(study, tmp_path / "r", FinalRunSpec(seeds=2, data_root=root))
     assert sorted(paths.retrained) == sorted(j.label for j in jobs if j.label not in stored)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped exception
+@pytest.mark.parametrize("threads", [2, 1], ids=["processes", "one-after-the-other"])
+def test_a_ctrl_c_that_python_drops_still_stops_the_runs(tiny_mnist: Path, threads: int) -> None:
+    study = make_study(shrink=True)
+    jobs = _jobs(study, 2)
+    stored: list[str] = []
+    dropped: list[str] = []
+
+    def log(line: str) -> None:
+        if line.startswith(jobs[0].label) and not dropped:  # a line of the first run's training
+            dropped.append(line)
+            drop_a_ctrl_c()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs, FinalRunSpec(data_root=str(tiny_mnist), threads=threads),
+                 lambda seed: load_final_data(str(tiny_mnist), None, seed=seed),
+                 lambda job, run: stored.append(job.label), log=log)
+    assert dropped  # the Ctrl-C came, and Python dropped its exception
+    # In processes the parent stops at its next step, before any run is stored; one after
+    # the other, the run in training finishes and is stored whole first.
+    assert stored == ([] if threads == 2 else [jobs[0].label])
+    assert mp.active_children() == []
 
 
 def test_a_failing_child_raises_its_error_here_and_stops_the_others(tiny_mnist: Path) -> None:
