@@ -95,7 +95,7 @@ class LaunchSettings:
     # The confirmation phase (search/confirm.py); top 0 turns it off.
     confirm_top: int = DEFAULT_CONFIRM_TOP
     confirm_seeds: int = DEFAULT_CONFIRM_SEEDS
-    search_deadline: float | None = None  # with --timeout: when search trials stop and repeats begin
+    search_deadline: float | None = None  # with --timeout: when search trials end and repeats begin
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchSettings:

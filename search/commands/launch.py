@@ -119,8 +119,10 @@ def add_confirm_args(p: argparse.ArgumentParser) -> None:
                    help="other training seeds per configuration (2: three runs each, the fewest that "
                    "give a spread)")
     g.add_argument("--confirm-share", metavar="F", type=float, default=DEFAULT_CONFIRM_SHARE,
-                   help="with --timeout: the last fraction of the budget kept for the repeats (search "
-                   "trials stop at 1-F of it); without --timeout the repeats follow the N search trials")
+                   help="with --timeout: the last fraction of the budget kept for the repeats (no search "
+                   "trial starts after 1-F of it, and one then training stops unless at least half "
+                   "done and ending within the budget); without --timeout the repeats follow the N "
+                   "search trials")
     g.add_argument("--no-confirm", action="store_true", help="no confirmation phase (V2 = the best single trial)")
 
 

@@ -171,18 +171,26 @@ def test_bad_confirmation_flags_are_one_line_and_write_nothing(
     assert not (tmp_path / "studies.db").exists()
 
 
-def test_only_configurations_that_fit_the_budget_left_are_repeated() -> None:
+def test_a_configuration_too_long_for_the_time_left_is_not_repeated_nor_any_ranked_below_it() -> None:
     study = optuna.create_study(direction="maximize")
     dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    config = TrainConfig(seed=0).to_dict()
     for value, seconds in ((0.99, 50.0), (0.98, 10.0), (0.97, 10.0)):  # the best took longest
         study.add_trial(optuna.trial.create_trial(
             params={"lr": 1e-3}, distributions=dist, value=value,
-            user_attrs={"config": TrainConfig(seed=0).to_dict(), "trial_seconds": seconds}))
+            user_attrs={"config": config, "trial_seconds": seconds}))
+    # #1 cannot be repeated in 30 s; a repeated #2 or #3 would then be preferred to it, tied
+    # and confirmed, for having been cheaper to repeat, so neither is repeated.
+    assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2), seconds_left=30.0) == 0
+    # Once #1 has a repeat (two runs: confirmed), those below it may be confirmed too.
+    study.add_trial(optuna.trial.create_trial(
+        params={"lr": 1e-3}, distributions=dist, value=0.985,
+        user_attrs={"config": {**config, "seed": 1}, REPEAT_OF: 0, REPEAT_SEED: 1}))
     assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2), seconds_left=30.0) == 4
     waiting = study.get_trials(states=(TrialState.WAITING,))
-    assert sorted({t.user_attrs[REPEAT_OF] for t in waiting}) == [1, 2]  # not the 50 s one
+    assert sorted({t.user_attrs[REPEAT_OF] for t in waiting}) == [1, 2]  # not #1's second repeat (50 s)
     # without a budget every top configuration is repeated
-    assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2)) == 2
+    assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2)) == 1
 
 
 def test_only_configurations_tied_with_the_best_are_repeated() -> None:

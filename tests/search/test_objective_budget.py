@@ -20,10 +20,11 @@ def _data(n: int = 64) -> MnistSplits:
     return MnistSplits(x, y, x[:32], y[:32])
 
 
-def _objective(epochs: int, deadline: float | None) -> Objective:
+def _objective(epochs: int, deadline: float | None, search_deadline: float | None = None) -> Objective:
     space = parse_space(f"epochs = {epochs}\n[hidden_size]\nlow = 8\nhigh = 16\n")
     return Objective(space=space, base=TrainConfig(batch_size=32, seed=0), data=_data(),
-                     device=torch.device("cpu"), max_steps=1, deadline=deadline)
+                     device=torch.device("cpu"), max_steps=1, deadline=deadline,
+                     search_deadline=search_deadline)
 
 
 def test_trial_past_the_deadline_stops_after_one_epoch_as_pruned() -> None:
@@ -50,3 +51,35 @@ def test_deadline_in_the_future_changes_nothing() -> None:
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert list(trial.intermediate_values) == [1, 2, 3]
     assert "fail_reason" not in trial.user_attrs
+
+
+def test_past_the_search_share_a_trial_less_than_half_done_stops() -> None:
+    """The confirmation phase's share of the budget has begun: the repeats need the time."""
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    now = time.time()
+    study.optimize(_objective(epochs=3, deadline=now + 3600, search_deadline=now - 1), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert list(trial.intermediate_values) == [1]
+    assert "time budget" in trial.user_attrs["fail_reason"]
+
+
+def test_past_the_search_share_a_trial_half_done_that_fits_the_budget_finishes() -> None:
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    now = time.time()
+    study.optimize(_objective(epochs=2, deadline=now + 3600, search_deadline=now - 1), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert list(trial.intermediate_values) == [1, 2]
+
+
+def test_past_the_search_share_a_half_done_trial_stops_when_its_rest_would_overrun_the_budget() -> None:
+    now = time.time()
+    objective = _objective(epochs=10, deadline=now + 100, search_deadline=now - 1)
+    # 5 of 10 epochs done: 5 more at 30 s end after the budget, at 10 s before it
+    assert objective._cut_by_budget(False, 5, 10, [30.0] * 5)
+    assert not objective._cut_by_budget(False, 5, 10, [10.0] * 5)
+    assert not objective._cut_by_budget(True, 1, 10, [30.0])  # a repeat runs on to the deadline
+    assert not objective._cut_by_budget(False, 10, 10, [30.0] * 10)  # the last epoch is never cut
+    past = _objective(epochs=10, deadline=now - 1, search_deadline=now - 2)
+    assert past._cut_by_budget(False, 9, 10, [1.0] * 9) and past._cut_by_budget(True, 9, 10, [1.0] * 9)
