@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import optuna
+import pytest
 import torch
 
 from model.config import TrainConfig
@@ -53,24 +54,20 @@ def test_deadline_in_the_future_changes_nothing() -> None:
     assert "fail_reason" not in trial.user_attrs
 
 
-def test_past_the_search_share_a_trial_less_than_half_done_stops() -> None:
-    """The confirmation phase's share of the budget has begun: the repeats need the time."""
+@pytest.mark.parametrize(("epochs", "state", "reported"), [
+    (3, optuna.trial.TrialState.PRUNED, [1]),  # 1 of 3 done: the repeats need the time
+    (2, optuna.trial.TrialState.COMPLETE, [1, 2]),  # half done, and the rest fits the budget
+])
+def test_past_the_search_share_only_a_trial_at_least_half_done_goes_on(
+    epochs: int, state: optuna.trial.TrialState, reported: list[int],
+) -> None:
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
     now = time.time()
-    study.optimize(_objective(epochs=3, deadline=now + 3600, search_deadline=now - 1), n_trials=1)
+    study.optimize(_objective(epochs=epochs, deadline=now + 3600, search_deadline=now - 1), n_trials=1)
     trial = study.trials[0]
-    assert trial.state == optuna.trial.TrialState.PRUNED
-    assert list(trial.intermediate_values) == [1]
-    assert "time budget" in trial.user_attrs["fail_reason"]
-
-
-def test_past_the_search_share_a_trial_half_done_that_fits_the_budget_finishes() -> None:
-    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
-    now = time.time()
-    study.optimize(_objective(epochs=2, deadline=now + 3600, search_deadline=now - 1), n_trials=1)
-    trial = study.trials[0]
-    assert trial.state == optuna.trial.TrialState.COMPLETE
-    assert list(trial.intermediate_values) == [1, 2]
+    assert trial.state == state
+    assert list(trial.intermediate_values) == reported
+    assert ("time budget" in trial.user_attrs.get("fail_reason", "")) == (state == optuna.trial.TrialState.PRUNED)
 
 
 def test_past_the_search_share_a_half_done_trial_stops_when_its_rest_would_overrun_the_budget() -> None:
