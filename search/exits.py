@@ -14,15 +14,16 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from model.errors import UserInputError
 from search.redact import redact_text
 from search.runner import TrialsKeepFailing
 
 __all__ = [
-    "EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "restore_sigint",
-    "run_reporting",
+    "EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "Interrupted",
+    "interruptible", "restore_sigint", "run_reporting",
 ]
 
 PROG = "lstm-search"
@@ -39,6 +40,42 @@ def restore_sigint() -> None:
     (a lost trial) as the only way to stop it. A handler someone installed is kept."""
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class Interrupted:
+    """The first Ctrl-C or SIGTERM that came (``signum``), set by ``interruptible``'s handler.
+
+    The handler raises KeyboardInterrupt at once, but Python prints and drops an exception
+    raised inside a garbage-collector callback or a ``__del__`` (seen in CI: a report ran on
+    to the end after its SIGINT), so a loop also calls ``check`` after each step."""
+
+    signum: int | None = None
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def interruptible() -> Iterator[Interrupted]:
+    """Ctrl-C and SIGTERM (``kill PID``) both raise KeyboardInterrupt in the block and stay
+    noted in the yielded ``Interrupted``; the previous handlers come back after it."""
+    seen = Interrupted()
+    if threading.current_thread() is not threading.main_thread():  # signal.signal works only there
+        yield seen
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if seen.signum is None:
+            seen.signum = signum
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield seen
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def run_reporting(label: str, body: Callable[[], int | None], interrupt_hint: str = "") -> int:

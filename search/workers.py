@@ -40,6 +40,7 @@ from search.exits import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_TRIALS_FAILING,
+    interruptible,
     run_reporting,
 )
 from search.objective import Objective
@@ -142,49 +143,29 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
     """
     pool = _Pool(settings, plan)
     # `kill PID` (SIGTERM) on this command takes the Ctrl-C path: workers record their
-    # trials and stop, instead of running on as orphans in their own process groups. The
-    # loop also checks ``received``: Python drops a KeyboardInterrupt raised inside a
-    # garbage-collector callback, and the workers would then run on.
-    received: list[int] = []
-    previous = {signum: signal.signal(signum, _raise_interrupt(received))
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    shown = {t.number for t in study.get_trials(deepcopy=False, states=_LINE_STATES)}  # an earlier run's
-    for index in range(plan.workers):
-        pool.start(index)
-    bar = tqdm(total=settings.n_trials, unit="trial", desc=f"{study.study_name} [search]",
-               disable=not settings.progress, dynamic_ncols=True)
-    ends = budget_end(settings.deadline)
-    interrupted = False
-    try:
-        while pool.procs:
-            time.sleep(POLL_SECONDS)
+    # trials and stop, instead of running on as orphans in their own process groups.
+    with interruptible() as stop:
+        shown = {t.number for t in study.get_trials(deepcopy=False, states=_LINE_STATES)}  # an earlier run's
+        for index in range(plan.workers):
+            pool.start(index)
+        bar = tqdm(total=settings.n_trials, unit="trial", desc=f"{study.study_name} [search]",
+                   disable=not settings.progress, dynamic_ncols=True)
+        ends = budget_end(settings.deadline)
+        try:
+            while pool.procs:
+                time.sleep(POLL_SECONDS)
+                _show_progress(bar, study, shown, settings, ends)
+                pool.reap(study, bar)
+                stop.check()
+        except KeyboardInterrupt:
+            bar.write("interrupted: each worker records its running trial as failed, then stops "
+                      "(Ctrl-C again to kill them; their trials are then failed and re-run on resume)")
+            _stop(pool.procs, pool.codes)
+            return 128 + (stop.signum or signal.SIGINT)
+        finally:
             _show_progress(bar, study, shown, settings, ends)
-            pool.reap(study, bar)
-            if received:
-                raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        interrupted = True
-        bar.write("interrupted: each worker records its running trial as failed, then stops "
-                  "(Ctrl-C again to kill them; their trials are then failed and re-run on resume)")
-        _stop(pool.procs, pool.codes)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        _show_progress(bar, study, shown, settings, ends)
-        bar.close()
-    if interrupted:
-        return 128 + (received[0] if received else signal.SIGINT)
+            bar.close()
     return _exit_code(pool.codes, study, settings.n_trials)
-
-
-def _raise_interrupt(received: list[int]) -> Callable[[int, object], None]:
-    """A signal handler that records the signal and takes the Ctrl-C path."""
-
-    def on_signal(signum: int, frame: object) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    return on_signal
 
 
 def _show_progress(bar: tqdm, study: optuna.Study, shown: set[int], settings: LaunchSettings,

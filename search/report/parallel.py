@@ -22,7 +22,6 @@ import pickle
 import queue as queue_module
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 
 from model.data import load_mnist
+from search.exits import Interrupted, interruptible
 from search.report import retrain
 from search.report.retrain import (
     FinalData,
@@ -73,7 +73,7 @@ def run_jobs(
     prepare_kernels(device, echo=log)  # once, here: the children find it built
     total = spec.threads if spec.threads is not None else torch.get_num_threads()
     processes, each = plan_processes(len(jobs), total) if device.type == "cpu" else (1, total)
-    with _interruptible() as stop:
+    with interruptible() as stop:  # `kill PID` stops the children too
         if processes == 1:
             for job in jobs:
                 run = retrain.run_final(job.cfg, data(job.cfg.seed), device=device, log=_prefixed(log, job),
@@ -93,40 +93,6 @@ def _prefixed(log: Callable[[str], None], job: FinalJob) -> Callable[[str], None
     return lambda line: log(f"{job.label}: {line}")
 
 
-class _Stop:
-    """Whether Ctrl-C or SIGTERM came (``seen``). The handler raises KeyboardInterrupt at
-    once, but Python prints and drops an exception raised inside a garbage-collector
-    callback or a ``__del__`` (seen in CI: a report ran on to the end after its SIGINT), so
-    the loops also ``check`` the flag after each step."""
-
-    seen = False
-
-    def check(self) -> None:
-        if self.seen:
-            raise KeyboardInterrupt
-
-
-@contextmanager
-def _interruptible() -> Iterator[_Stop]:
-    """Ctrl-C and SIGTERM (``kill PID``: the children stop too) raise KeyboardInterrupt and
-    stay noted in the yielded ``_Stop``; the previous handlers come back after the block."""
-    stop = _Stop()
-    if threading.current_thread() is not threading.main_thread():  # signal.signal works only there
-        yield stop
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        stop.seen = True
-        raise KeyboardInterrupt
-
-    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-
-
 @contextmanager
 def _signals_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait until the block is done (a run is stored whole or not at all)."""
@@ -143,7 +109,7 @@ def _signals_held() -> Iterator[None]:
 
 def _run_in_processes(
     jobs: list[FinalJob], spec: FinalRunSpec, on_done: Callable[[FinalJob, FinalRun], None],
-    log: Callable[[str], None], processes: int, threads: int, stop: _Stop,
+    log: Callable[[str], None], processes: int, threads: int, stop: Interrupted,
 ) -> None:
     """``processes`` children at a time, ``threads`` torch threads each."""
     ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and the open study
