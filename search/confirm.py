@@ -16,6 +16,9 @@ repeat is queued again. Enqueuing one at a time, not the whole plan up front, ke
 worker from starting a repeat the budget then cuts. Two processes that enqueue the same pair at the same
 moment leave two copies; the later one is not trained (``duplicate_of``).
 Repeats do not count toward ``--n-trials`` (N counts search trials); they come on top.
+
+With ``--timeout`` the phase gets the budget's last share (``SearchEnd``): 20%, stretched up
+to half when the best search trial's own run is longer, so that its repeats can finish.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from model.config import MAX_SEED
 from search.best import REPEAT_OF, REPEAT_SEED, ConfigScore, is_repeat, tied_with, val_size_of
 
 __all__ = [
-    "DEFAULT_CONFIRM_SEEDS", "DEFAULT_CONFIRM_SHARE", "DEFAULT_CONFIRM_TOP", "ConfirmPlan", "candidates",
+    "DEFAULT_CONFIRM_SEEDS", "DEFAULT_CONFIRM_SHARE", "DEFAULT_CONFIRM_TOP", "MAX_CONFIRM_SHARE", "ConfirmPlan",
+    "SearchEnd", "candidates",
     "duplicate_of", "enqueue_repeats", "phase_counts", "repeat_seeds", "run_seconds", "running_repeats",
     "waiting_repeats",
 ]
@@ -41,6 +45,11 @@ __all__ = [
 DEFAULT_CONFIRM_TOP = 3
 DEFAULT_CONFIRM_SEEDS = 2
 DEFAULT_CONFIRM_SHARE = 0.2  # of a --timeout, kept for the phase
+# Stretched no further: the search keeps at least half of the budget to find what to confirm.
+MAX_CONFIRM_SHARE = 0.5
+# A repeat trains while the other workers train too, as its original did, but may still run
+# a little slower (data loading, a busier neighbour); 10% keeps it from being cut at the end.
+RUN_MARGIN = 1.1
 _ALIVE = (TrialState.WAITING, TrialState.RUNNING)
 
 
@@ -52,6 +61,34 @@ class ConfirmPlan:
     @property
     def enabled(self) -> bool:
         return self.top > 0 and self.seeds > 0
+
+
+@dataclass(frozen=True)
+class SearchEnd:
+    """When search trials stop and the confirmation phase begins, in a --timeout that ends
+    at ``deadline`` (all three are time.time() values).
+
+    The phase begins at ``latest`` (the budget's last share), or earlier, as far back as
+    ``earliest``, when the best search trial's own run (times RUN_MARGIN) would not fit the
+    time left after ``latest``: its repeats are the ones that decide V2, and enqueue_repeats
+    confirms nothing ranked below a #1 it could not repeat. Seen: a 45-minute launch's #1
+    trained for 14.5 minutes, longer than its 9-minute share. ``earliest == latest`` fixes it.
+    """
+
+    deadline: float
+    latest: float
+    earliest: float
+
+    def at(self, trials: Sequence[FrozenTrial]) -> float:
+        """The phase's start given the study's ``trials`` so far (it moves as #1 changes)."""
+        best = candidates(trials, 1) if self.earliest < self.latest else []
+        if not best:
+            return self.latest
+        return min(self.latest, max(self.earliest, self.deadline - RUN_MARGIN * run_seconds(best[0])))
+
+    @classmethod
+    def fixed(cls, deadline: float, at: float) -> SearchEnd:
+        return cls(deadline=deadline, latest=at, earliest=at)
 
 
 def candidates(trials: Sequence[FrozenTrial], top: int, val_size: int | None = None) -> list[FrozenTrial]:

@@ -25,7 +25,7 @@ from model.precision import resolve_precision
 from model.train import EpochStats, NonFiniteLossError, fit
 from search.artifacts import upload_checkpoint
 from search.best import REPEAT_OF, REPEAT_SEED
-from search.confirm import duplicate_of
+from search.confirm import SearchEnd, duplicate_of
 from search.pruning import report_epoch
 from search.space import SearchSpace
 from search.trials import best_trial
@@ -65,10 +65,10 @@ class Objective:
     # epoch number, so pruners compare trials at the same point of their LR schedules
     # (search/pruning.py). Must match the pruner built with make_pruner(progress=...).
     progress_steps: bool = False
-    # Time after which no search trial starts (--timeout minus the confirmation share) and
-    # a running one stops (``_cut_by_budget``); repeats run to ``deadline``. None: no
+    # When no search trial starts any more (--timeout minus the confirmation share) and a
+    # running one stops (``_cut_by_budget``); repeats run to ``deadline``. None: no
     # confirmation share. ``confirming``: this process runs repeats only.
-    search_deadline: float | None = None
+    search_end: SearchEnd | None = None
     confirming: bool = False
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -96,7 +96,7 @@ class Objective:
                 raise optuna.TrialPruned(
                     f"pruned at epoch {stats.epoch} (val acc {100 * stats.val_acc:.2f}%)"
                 )
-            if self._cut_by_budget(repeat, stats.epoch, cfg.epochs, curves["epoch_seconds"]):
+            if self._cut_by_budget(trial, repeat, stats.epoch, cfg.epochs, curves["epoch_seconds"]):
                 trial.set_user_attr("trial_seconds", time.perf_counter() - start)
                 trial.set_user_attr("fail_reason", "time budget (--timeout) reached")
                 raise optuna.TrialPruned(f"time budget reached at epoch {stats.epoch}")
@@ -124,10 +124,11 @@ class Objective:
         trial.set_user_attr("trial_seconds", time.perf_counter() - start)
         return value
 
-    def _cut_by_budget(self, repeat: bool, epoch: int, epochs: int, epoch_seconds: list[float]) -> bool:
+    def _cut_by_budget(self, trial: optuna.Trial, repeat: bool, epoch: int, epochs: int,
+                       epoch_seconds: list[float]) -> bool:
         """Whether the time budget stops the trial at the end of ``epoch`` (never its last).
 
-        Past ``deadline``, every trial stops. Past ``search_deadline`` a search trial stops too,
+        Past ``deadline``, every trial stops. Past ``search_end`` a search trial stops too,
         unless it is at least half done and its other epochs, at its mean epoch time, end
         before ``deadline``: cutting it would throw away more training than the repeats gain
         (seen: a 45-minute launch cut two trials at epoch 28 of 30 and 11 of 18, a third of
@@ -138,7 +139,10 @@ class Objective:
             return False
         if self.deadline is not None and now >= self.deadline:
             return True
-        if repeat or self.search_deadline is None or now < self.search_deadline:
+        end = self.search_end
+        if repeat or end is None or now < end.earliest:
+            return False
+        if end.earliest < end.latest and now < end.at(trial.study.get_trials(deepcopy=False)):
             return False
         if self.deadline is None or 2 * epoch < epochs:
             return True

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from search.best import REPEAT_OF, REPEAT_SEED, best_config, binomial_se, format_score, val_size_of
-from search.confirm import ConfirmPlan, phase_counts
+from search.confirm import ConfirmPlan, SearchEnd, phase_counts
 from search.formatting import short_number
 from search.trials import finished_trials
 
@@ -45,9 +45,9 @@ def describe_trial(trial: FrozenTrial, val_size: int | None = None) -> str:
 
 
 def update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None,
-               search_ends: float | None = None, plan: ConfirmPlan | None = None) -> None:
+               search_end: SearchEnd | None = None, plan: ConfirmPlan | None = None) -> None:
     """The bar's phase and count (search trials toward N; once N is reached or the search's
-    share of the budget, ``search_ends``, is over: repeats done of those ``plan`` asks for), the best
+    share of the budget, ``search_end``, is over: repeats done of those ``plan`` asks for), the best
     configuration so far (± one standard error) and, with a time budget, when it ends."""
     if bar.disable:
         return
@@ -55,7 +55,7 @@ def update_bar(bar: tqdm, study: optuna.Study, n_trials: int, ends: str | None,
     searched = finished_trials(study)
     confirming = phase_counts(trials, plan, val_size_of(study)) or (0, 0)
     name = study.study_name
-    if searched < n_trials and (search_ends is None or time.time() < search_ends):
+    if searched < n_trials and (search_end is None or time.time() < search_end.at(trials)):
         bar.set_description_str(f"{name} [search]", refresh=False)
         bar.total, bar.n = n_trials, min(searched, n_trials)
     else:

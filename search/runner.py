@@ -32,6 +32,7 @@ from model import lstm_ext
 from search.best import REPEAT_OF, val_size_of
 from search.confirm import (
     ConfirmPlan,
+    SearchEnd,
     enqueue_repeats,
     running_repeats,
     waiting_repeats,
@@ -81,18 +82,22 @@ def run_trials(
     max_consecutive_failures: int | None = None,
     confirm: ConfirmPlan | None = None,
     confirm_deadline: float | None = None,
+    search_end: SearchEnd | None = None,
 ) -> RunSummary:
     """Optimize until the study has ``n_trials`` finished search trials or ``timeout``
-    passes, then (with ``confirm``) run the confirmation phase until ``confirm_deadline``.
+    passes (or, sooner, ``search_end`` moved earlier by the best trial's run), then (with
+    ``confirm``) run the confirmation phase until ``confirm_deadline``.
 
     Raises TrialsKeepFailing after ``max_consecutive_failures`` FAIL trials in a row
     (of this process; Ctrl-C is not counted, it stops the run anyway).
     """
     start = time.perf_counter()
     before = finished_trials(study)
-    search_ends = None if timeout is None else time.time() + timeout
-    watch = _TrialWatch(study, n_trials, before, progress, echo, max_consecutive_failures, search_ends,
-                        deadline=confirm_deadline if confirm_deadline is not None else search_ends, plan=confirm)
+    if search_end is None and timeout is not None:
+        ends = time.time() + timeout
+        search_end = SearchEnd.fixed(confirm_deadline if confirm_deadline is not None else ends, ends)
+    watch = _TrialWatch(study, n_trials, before, progress, echo, max_consecutive_failures, search_end,
+                        deadline=confirm_deadline if search_end is None else search_end.deadline, plan=confirm)
     interrupt = watch.interrupt
     optimize = functools.partial(_optimize, study, _Recorded(objective, interrupt))
     try:
@@ -115,16 +120,16 @@ class _TrialWatch:
     consecutive FAIL trials (the study is stopped once it reaches ``limit``)."""
 
     def __init__(self, study: optuna.Study, n_trials: int, before: int, progress: bool,
-                 echo: Callable[[str], None] | None, limit: int | None, search_ends: float | None,
+                 echo: Callable[[str], None] | None, limit: int | None, search_end: SearchEnd | None,
                  deadline: float | None, plan: ConfirmPlan | None = None) -> None:
-        """``deadline``: when the whole time budget ends (shown on the bar); ``search_ends``:
+        """``deadline``: when the whole time budget ends (shown on the bar); ``search_end``:
         when the search's share of it ends (the bar then counts the repeats ``plan`` asks for)."""
         self.bar = tqdm(
             total=n_trials, initial=min(before, n_trials), unit="trial", desc=f"{study.study_name} [search]",
             disable=not progress, dynamic_ncols=True,
         )
         self.write = echo or self.bar.write
-        self.n_trials, self.limit, self.search_ends, self.plan = n_trials, limit, search_ends, plan
+        self.n_trials, self.limit, self.search_end, self.plan = n_trials, limit, search_end, plan
         # The bar's own ETA counts toward n_trials (often a large "until the budget" number),
         # so with a time budget the bar also says when that budget ends.
         self.ends = budget_end(deadline)
@@ -136,7 +141,7 @@ class _TrialWatch:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.interrupt.raise_if_pressed()  # a Ctrl-C held back while the trial was recorded: stop now
-        update_bar(self.bar, study, self.n_trials, self.ends, self.search_ends, self.plan)
+        update_bar(self.bar, study, self.n_trials, self.ends, self.search_end, self.plan)
         self.write(describe_trial(trial, self.val_size))
         if trial.user_attrs.get("not_run"):
             return  # never trained: neither a failure nor a success
@@ -171,7 +176,7 @@ def _search(study: optuna.Study, n_trials: int, timeout: float | None, optimize:
             watch: _TrialWatch) -> None:
     """The search phase: trials until the study holds ``n_trials`` finished search trials
     or ``timeout`` passes; then the retries of trials whose workers were killed."""
-    optimize(timeout=timeout, callbacks=[_StopAtN(n_trials), watch])
+    optimize(timeout=timeout, callbacks=[_StopAtN(n_trials, watch.search_end), watch])
     watch.interrupt.raise_if_pressed()
     if finished_trials(study) >= n_trials:
         _rerun_orphans(study, lambda n: optimize(n_trials=n, callbacks=[watch]), watch.interrupt)
@@ -179,13 +184,19 @@ def _search(study: optuna.Study, n_trials: int, timeout: float | None, optimize:
 
 class _StopAtN:
     """Stop once the study holds ``n`` finished search trials (Optuna's MaxTrialsCallback
-    would count the confirmation phase's repeats and prior copies too)."""
+    would count the confirmation phase's repeats and prior copies too), or once the search's
+    share of the budget is over: Optuna's own timeout ends it at ``search_end.latest``, this
+    check at the earlier start a long best trial's repeats need (SearchEnd.at)."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, search_end: SearchEnd | None = None) -> None:
         self.n = n
+        self.search_end = search_end
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if finished_trials(study) >= self.n:
+        end = self.search_end
+        if finished_trials(study) >= self.n or (
+                end is not None and time.time() >= end.earliest
+                and time.time() >= end.at(study.get_trials(deepcopy=False))):
             study.stop()
 
 

@@ -29,7 +29,14 @@ import optuna
 from model.config import TrainConfig, check_seed, field_flag
 from model.data import MNIST_TRAIN_IMAGES, MnistSplits, load_splits
 from model.errors import UserInputError
-from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP, ConfirmPlan
+from search.confirm import (
+    DEFAULT_CONFIRM_SEEDS,
+    DEFAULT_CONFIRM_SHARE,
+    DEFAULT_CONFIRM_TOP,
+    MAX_CONFIRM_SHARE,
+    ConfirmPlan,
+    SearchEnd,
+)
 from search.names import check_study_name
 from search.pruning import DEFAULT_PRUNE_BY, PRUNE_BY, PRUNERS, make_pruner
 from search.samplers import DEFAULT_TPE_STARTUP, SAMPLERS
@@ -95,7 +102,7 @@ class LaunchSettings:
     # The confirmation phase (search/confirm.py); top 0 turns it off.
     confirm_top: int = DEFAULT_CONFIRM_TOP
     confirm_seeds: int = DEFAULT_CONFIRM_SEEDS
-    search_deadline: float | None = None  # with --timeout: when search trials end and repeats begin
+    search_end: SearchEnd | None = None  # with --timeout: when search trials end and repeats begin
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchSettings:
@@ -122,7 +129,7 @@ class LaunchSettings:
         check_range("--warm-start-k", warm_k, 1, 10_000)
         tpe_startup = getattr(args, "tpe_startup", DEFAULT_TPE_STARTUP)
         check_range("--tpe-startup", tpe_startup, 0, 10_000)
-        confirm_top, confirm_seeds, search_deadline = _confirm_args(args, deadline)
+        confirm_top, confirm_seeds, search_end = _confirm_args(args, deadline)
         # None: not given; the launch then keeps a resumed study's own (or the default).
         prune_by = DEFAULT_PRUNE_BY if args.prune_by is None else args.prune_by
         if args.sampler not in SAMPLERS or args.pruner not in PRUNERS or prune_by not in PRUNE_BY:
@@ -140,7 +147,7 @@ class LaunchSettings:
             warm_start_k=warm_k, floor=getattr(args, "floor", False),
             prior=getattr(args, "prior", None), prior_storage=getattr(args, "prior_storage", None),
             tpe_startup=tpe_startup,
-            confirm_top=confirm_top, confirm_seeds=confirm_seeds, search_deadline=search_deadline,
+            confirm_top=confirm_top, confirm_seeds=confirm_seeds, search_end=search_end,
         )
 
     @property
@@ -201,19 +208,25 @@ def _show(value: object) -> str:
     return "not given" if value is None else str(value)
 
 
-def _confirm_args(args: argparse.Namespace, deadline: float | None) -> tuple[int, int, float | None]:
-    """--confirm-top, --confirm-seeds, --confirm-share (--no-confirm: top 0) checked, and the
-    time at which search trials stop so the last share of a --timeout is left for repeats."""
+def _confirm_args(args: argparse.Namespace, deadline: float | None) -> tuple[int, int, SearchEnd | None]:
+    """--confirm-top, --confirm-seeds, --confirm-share (--no-confirm: top 0) checked, and when
+    search trials stop so the last share of a --timeout is left for repeats: a given share
+    is fixed; the default one (None) stretches up to MAX_CONFIRM_SHARE (SearchEnd)."""
     top = 0 if getattr(args, "no_confirm", False) else getattr(args, "confirm_top", DEFAULT_CONFIRM_TOP)
     seeds = getattr(args, "confirm_seeds", DEFAULT_CONFIRM_SEEDS)
-    share = getattr(args, "confirm_share", DEFAULT_CONFIRM_SHARE)
+    share = getattr(args, "confirm_share", None)
     check_range("--confirm-top", top, 0, 1000)
     check_range("--confirm-seeds", seeds, 1, 100)
-    if not (math.isfinite(share) and 0 <= share < 1):
+    if share is not None and not (math.isfinite(share) and 0 <= share < 1):
         raise UserInputError(f"--confirm-share must be a fraction >= 0 and < 1 of --timeout (got {share})")
-    if deadline is None or top == 0:
-        return top, seeds, deadline
-    return top, seeds, deadline - share * args.timeout
+    if deadline is None:
+        return top, seeds, None
+    if top == 0:  # no phase: the search has the whole budget
+        return top, seeds, SearchEnd.fixed(deadline, deadline)
+    if share is not None:
+        return top, seeds, SearchEnd.fixed(deadline, deadline - share * args.timeout)
+    return top, seeds, SearchEnd(deadline=deadline, latest=deadline - DEFAULT_CONFIRM_SHARE * args.timeout,
+                                 earliest=deadline - MAX_CONFIRM_SHARE * args.timeout)
 
 
 def check_data_flags(args: argparse.Namespace, min_val_size: int = 0) -> None:

@@ -89,11 +89,12 @@ def run_worker(
     )
     objective = Objective(space=space, base=base, data=data, device=device, artifact_store=store,
                           deadline=settings.deadline, progress_steps=settings.progress_steps,
-                          search_deadline=settings.search_deadline)
-    timeout = None if settings.search_deadline is None else max(0.0, settings.search_deadline - time.time())
+                          search_end=settings.search_end)
+    end = settings.search_end
+    timeout = None if end is None else max(0.0, end.latest - time.time())
     return run_trials(study, objective, settings.n_trials, timeout=timeout, progress=progress, echo=echo,
                       max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
-                      confirm=settings.confirm, confirm_deadline=settings.deadline)
+                      confirm=settings.confirm, confirm_deadline=settings.deadline, search_end=end)
 
 
 @dataclass
@@ -171,7 +172,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
 def _show_progress(bar: tqdm, study: optuna.Study, shown: set[int], settings: LaunchSettings,
                    ends: str | None) -> None:
     _write_new_trials(bar, study, shown)
-    update_bar(bar, study, settings.n_trials, ends, settings.search_deadline, settings.confirm)
+    update_bar(bar, study, settings.n_trials, ends, settings.search_end, settings.confirm)
 
 
 def _exit_code(codes: dict[int, int], study: optuna.Study, n_trials: int) -> int:

@@ -23,7 +23,7 @@ from search.commands._existing import (
     open_existing_study,
 )
 from search.commands._paths import check_output_dir, study_files
-from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP
+from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP, MAX_CONFIRM_SHARE
 from search.prior import BUILTIN, BUILTIN_STUDY, add_prior, builtin_storage, check_compatible, prior_trials
 from search.progress import format_params
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY, PRUNERS
@@ -118,11 +118,12 @@ def add_confirm_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--confirm-seeds", metavar="R", type=int, default=DEFAULT_CONFIRM_SEEDS,
                    help="other training seeds per configuration (2: three runs each, the fewest that "
                    "give a spread)")
-    g.add_argument("--confirm-share", metavar="F", type=float, default=DEFAULT_CONFIRM_SHARE,
+    g.add_argument("--confirm-share", metavar="F", type=float, default=None,
                    help="with --timeout: the last fraction of the budget kept for the repeats (no search "
                    "trial starts after 1-F of it, and one then training stops unless at least half "
-                   "done and ending within the budget); without --timeout the repeats follow the N "
-                   "search trials")
+                   f"done and ending within the budget). Default: {DEFAULT_CONFIRM_SHARE:g}, stretched up to "
+                   f"{MAX_CONFIRM_SHARE:g} while the best trial's own run is longer, so its repeats can "
+                   "finish; a given F is fixed. Without --timeout the repeats follow the N search trials")
     g.add_argument("--no-confirm", action="store_true", help="no confirmation phase (V2 = the best single trial)")
 
 
@@ -199,12 +200,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm_plan(settings: LaunchSettings, share: float) -> str:
-    plan = settings.confirm
+def _confirm_plan(settings: LaunchSettings, share: float | None) -> str:
+    plan, end = settings.confirm, settings.search_end
     if not plan.enabled:
         return "confirmation phase: off (--no-confirm)"
-    when = ("after the search trials" if settings.search_deadline is None
-            else f"in the last {100 * share:.0f}% of --timeout")
+    if end is None:
+        when = "after the search trials"
+    elif share is not None:
+        when = f"in the last {100 * share:g}% of --timeout"
+    else:
+        when = (f"in the last {100 * DEFAULT_CONFIRM_SHARE:g}% of --timeout, up to {100 * MAX_CONFIRM_SHARE:g}% "
+                "when the best trial's run needs it")
     return (f"confirmation phase: the top {plan.top} configuration(s) x {plan.seeds} other seed(s), {when}; "
             "repeats come on top of --n-trials")
 

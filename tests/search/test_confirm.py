@@ -243,7 +243,7 @@ def test_a_repeat_that_no_longer_fits_the_time_left_is_not_started(monkeypatch: 
         study.optimize(lambda trial: 0.99, n_trials=n_trials)  # the waiting repeat
         clock[0] += 60.0
 
-    watch = runner._TrialWatch(study, 2, 2, False, lambda _: None, None, 0.0, 100.0)
+    watch = runner._TrialWatch(study, 2, 2, False, lambda _: None, None, None, 100.0)
     runner._confirm(study, types.SimpleNamespace(confirming=False), ConfirmPlan(top=2, seeds=1), 100.0,
                     optimize, watch)
     assert [(t.user_attrs[REPEAT_OF], t.state) for t in _repeats(study)] == [(0, TrialState.COMPLETE)]

@@ -10,6 +10,7 @@ import torch
 
 from model.config import TrainConfig
 from model.data import MnistSplits
+from search.confirm import SearchEnd
 from search.objective import Objective
 from search.space import parse_space
 
@@ -25,7 +26,8 @@ def _objective(epochs: int, deadline: float | None, search_deadline: float | Non
     space = parse_space(f"epochs = {epochs}\n[hidden_size]\nlow = 8\nhigh = 16\n")
     return Objective(space=space, base=TrainConfig(batch_size=32, seed=0), data=_data(),
                      device=torch.device("cpu"), max_steps=1, deadline=deadline,
-                     search_deadline=search_deadline)
+                     search_end=None if search_deadline is None or deadline is None
+                     else SearchEnd.fixed(deadline, search_deadline))
 
 
 def test_trial_past_the_deadline_stops_after_one_epoch_as_pruned() -> None:
@@ -73,10 +75,11 @@ def test_past_the_search_share_only_a_trial_at_least_half_done_goes_on(
 def test_past_the_search_share_a_half_done_trial_stops_when_its_rest_would_overrun_the_budget() -> None:
     now = time.time()
     objective = _objective(epochs=10, deadline=now + 100, search_deadline=now - 1)
+    trial = optuna.create_study(direction="maximize").ask()
     # 5 of 10 epochs done: 5 more at 30 s end after the budget, at 10 s before it
-    assert objective._cut_by_budget(False, 5, 10, [30.0] * 5)
-    assert not objective._cut_by_budget(False, 5, 10, [10.0] * 5)
-    assert not objective._cut_by_budget(True, 1, 10, [30.0])  # a repeat runs on to the deadline
-    assert not objective._cut_by_budget(False, 10, 10, [30.0] * 10)  # the last epoch is never cut
+    assert objective._cut_by_budget(trial, False, 5, 10, [30.0] * 5)
+    assert not objective._cut_by_budget(trial, False, 5, 10, [10.0] * 5)
+    assert not objective._cut_by_budget(trial, True, 1, 10, [30.0])  # a repeat runs on to the deadline
+    assert not objective._cut_by_budget(trial, False, 10, 10, [30.0] * 10)  # the last epoch is never cut
     past = _objective(epochs=10, deadline=now - 1, search_deadline=now - 2)
-    assert past._cut_by_budget(False, 9, 10, [1.0] * 9) and past._cut_by_budget(True, 9, 10, [1.0] * 9)
+    assert past._cut_by_budget(trial, False, 9, 10, [1.0] * 9) and past._cut_by_budget(trial, True, 9, 10, [1.0] * 9)
