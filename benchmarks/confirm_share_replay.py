@@ -1,0 +1,72 @@
+"""Where the stretched confirmation share would have begun in the committed timed launches.
+
+Run from the repository root:
+
+    PYTHONPATH=. python benchmarks/confirm_share_replay.py
+
+A launch with `--timeout` keeps its last share for repeating the top configurations
+(search/confirm.py SearchEnd): 20% by default, stretched up to half while the best search
+trial's own run, times RUN_MARGIN, is longer than that. This replays each committed launch's
+clock: every 10 s it takes the search trials finished by then and asks SearchEnd.at (the
+service's own code) when the phase starts; the first moment past that start is when the
+stretched phase would have begun. The budget is counted from the first trial's start (the
+launch also spent its data loading inside the budget, under a minute), and what happened
+after the start is not replayed: the run would have gone differently from there.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from benchmarks._common import banner
+from search.best import is_repeat
+from search.confirm import DEFAULT_CONFIRM_SHARE, MAX_CONFIRM_SHARE, RUN_MARGIN, SearchEnd, candidates, run_seconds
+
+DATA = "sqlite:///benchmarks/data/"
+LAUNCHES = {  # study -> (storage, --timeout seconds, workers)
+    "default-45m-2026-12-07": (DATA + "default-45m-2026-12-07.db", 2700, 2),
+    "default-45m-ema-2026-11-30": (DATA + "default-45m-ema-2026-11-30.db", 2700, 2),
+    "default-2h-2026-11-30": (DATA + "default-2h-2026-11-30.db", 7200, 2),
+    "default-2h-ema-2026-12-01": (DATA + "default-2h-ema-2026-12-01.db", 7200, 2),
+    "paired-default-45m-all-v5000-p0": (DATA + "paired/paired-default-45m-all-v5000-p0.db", 2700, 1),
+}
+STEP = 10.0  # seconds between the replay's looks at the study
+
+
+def phase_start(trials: list[FrozenTrial], start: float, budget: float) -> tuple[float, FrozenTrial | None]:
+    """Seconds into the budget at which the stretched phase begins, and the #1 it was sized by."""
+    search = [t for t in trials if not is_repeat(t) and t.state == TrialState.COMPLETE]
+    deadline = start + budget
+    end = SearchEnd(deadline=deadline, latest=deadline - DEFAULT_CONFIRM_SHARE * budget,
+                    earliest=deadline - MAX_CONFIRM_SHARE * budget)
+    now = end.earliest
+    while True:
+        done = [t for t in search if t.datetime_complete.timestamp() <= now]
+        if now >= end.at(done):
+            best = candidates(done, 1)
+            return now - start, best[0] if best else None
+        now += STEP
+
+
+def main() -> None:
+    banner("the stretched confirmation share, replayed on committed launches")
+    print(f"default share {DEFAULT_CONFIRM_SHARE:g}, stretched up to {MAX_CONFIRM_SHARE:g}; "
+          f"#1's run x {RUN_MARGIN:g} must fit the time left")
+    print("| launch | budget | workers | fixed start | stretched start | #1 then (val, run) | "
+          "search worker-min given up |")
+    print("|---|---|---|---|---|---|---|")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for name, (storage, budget, workers) in LAUNCHES.items():
+        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        start = min(t.datetime_start.timestamp() for t in trials if t.datetime_start is not None)
+        at, best = phase_start(trials, start, budget)
+        fixed = (1 - DEFAULT_CONFIRM_SHARE) * budget
+        top = "none yet" if best is None else (
+            f"trial {best.number} ({100 * best.value:.2f}%, {run_seconds(best) / 60:.1f} min)")
+        print(f"| {name} | {budget / 60:.0f} min | {workers} | {fixed / 60:.1f} min | {at / 60:.1f} min | {top} | "
+              f"{workers * (fixed - at) / 60:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
