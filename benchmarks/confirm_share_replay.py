@@ -9,7 +9,8 @@ A launch with `--timeout` keeps its last share for repeating the top configurati
 trial's own run, times RUN_MARGIN, is longer than that. This replays each committed launch's
 clock: every 10 s it takes the search trials finished by then and asks SearchEnd.at (the
 service's own code) when the phase starts; the first moment past that start is when the
-stretched phase would have begun. The budget is counted from the first trial's start (the
+stretched phase would have begun (none, when #1's repeats never fitted: the search then
+runs to the end, as a phase would have repeated nothing). The budget is counted from the first trial's start (the
 launch also spent its data loading inside the budget, under a minute), and what happened
 after the start is not replayed: the run would have gone differently from there.
 """
@@ -41,12 +42,13 @@ def phase_start(trials: list[FrozenTrial], start: float, budget: float) -> tuple
     end = SearchEnd(deadline=deadline, latest=deadline - DEFAULT_CONFIRM_SHARE * budget,
                     earliest=deadline - MAX_CONFIRM_SHARE * budget)
     now = end.earliest
-    while True:
+    while now < deadline:
         done = [t for t in search if t.datetime_complete.timestamp() <= now]
         if now >= end.at(done):
             best = candidates(done, 1)
             return now - start, best[0] if best else None
         now += STEP
+    return budget, None  # #1's repeats never fitted: the search runs to the end
 
 
 def main() -> None:
@@ -54,7 +56,7 @@ def main() -> None:
     print(f"default share {DEFAULT_CONFIRM_SHARE:g}, stretched up to {MAX_CONFIRM_SHARE:g}; "
           f"#1's run x {RUN_MARGIN:g} must fit the time left")
     print("| launch | budget | workers | fixed start | stretched start | #1 then (val, run) | "
-          "search worker-min given up |")
+          "search worker-min moved to the phase (-: to the search) |")
     print("|---|---|---|---|---|---|---|")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for name, (storage, budget, workers) in LAUNCHES.items():
@@ -62,8 +64,11 @@ def main() -> None:
         start = min(t.datetime_start.timestamp() for t in trials if t.datetime_start is not None)
         at, best = phase_start(trials, start, budget)
         fixed = (1 - DEFAULT_CONFIRM_SHARE) * budget
-        top = "none yet" if best is None else (
-            f"trial {best.number} ({100 * best.value:.2f}%, {run_seconds(best) / 60:.1f} min)")
+        if at >= budget:
+            top = "#1 never fitted: no phase, the search runs to the end"
+        else:
+            top = "no search trial finished" if best is None else (
+                f"trial {best.number} ({100 * best.value:.2f}%, {run_seconds(best) / 60:.1f} min)")
         print(f"| {name} | {budget / 60:.0f} min | {workers} | {fixed / 60:.1f} min | {at / 60:.1f} min | {top} | "
               f"{workers * (fixed - at) / 60:.1f} |")
 

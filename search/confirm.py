@@ -68,11 +68,16 @@ class SearchEnd:
     """When search trials stop and the confirmation phase begins, in a --timeout that ends
     at ``deadline`` (all three are time.time() values).
 
-    The phase begins at ``latest`` (the budget's last share), or earlier, as far back as
-    ``earliest``, when the best search trial's own run (times RUN_MARGIN) would not fit the
-    time left after ``latest``: its repeats are the ones that decide V2, and enqueue_repeats
-    confirms nothing ranked below a #1 it could not repeat. Seen: a 45-minute launch's #1
-    trained for 14.5 minutes, longer than its 9-minute share. ``earliest == latest`` fixes it.
+    Fixed (``earliest == latest``, a given --confirm-share): at ``latest``. Stretched (the
+    default), by the best search trial's own run times RUN_MARGIN, since its repeats decide
+    V2 and enqueue_repeats confirms nothing ranked below a #1 it cannot repeat:
+    - it fits the time after ``latest``: at ``latest``;
+    - it fits only from an earlier moment, no earlier than ``earliest`` and not before #1
+      finished: from that moment (seen: a 45-minute launch's #1 trained for 14.5 minutes,
+      longer than its 9-minute share);
+    - it fits from no such moment: the phase could repeat nothing, so the search goes on to
+      ``deadline`` (seen: a #1 that finished at minute 33 after a 15-minute run stopped the
+      search 12 minutes early for a phase that then had nothing to do).
     """
 
     deadline: float
@@ -82,9 +87,21 @@ class SearchEnd:
     def at(self, trials: Sequence[FrozenTrial]) -> float:
         """The phase's start given the study's ``trials`` so far (it moves as #1 changes)."""
         best = candidates(trials, 1) if self.earliest < self.latest else []
-        if not best:
+        if not best or any(t.user_attrs.get(REPEAT_OF) == best[0].number for t in trials):
+            return self.latest  # nothing to size it by, or #1 is being confirmed already
+        start = self.deadline - RUN_MARGIN * run_seconds(best[0])
+        if start >= self.latest:
             return self.latest
-        return min(self.latest, max(self.earliest, self.deadline - RUN_MARGIN * run_seconds(best[0])))
+        known = best[0].datetime_complete
+        if start >= self.earliest and (known is None or known.timestamp() <= start):
+            return start
+        return self.deadline
+
+    @property
+    def limit(self) -> float:
+        """The latest moment a search trial may start: ``latest`` when fixed, else the
+        deadline (``at`` decides sooner)."""
+        return self.latest if self.earliest >= self.latest else self.deadline
 
     @classmethod
     def fixed(cls, deadline: float, at: float) -> SearchEnd:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import optuna
@@ -11,6 +12,7 @@ import torch
 
 from model.config import TrainConfig
 from model.data import MnistSplits
+from search.best import REPEAT_OF, REPEAT_SEED
 from search.cli import build_parser
 from search.confirm import MAX_CONFIRM_SHARE, RUN_MARGIN, SearchEnd
 from search.objective import Objective
@@ -21,14 +23,18 @@ from search.space import parse_space
 _DIST = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
 
 
-def _study(*trials: tuple[float, float], baseline: bool = False) -> optuna.Study:
-    """A study of complete search trials, (value, seconds its run took) each."""
+def _study(*trials: tuple[float, float] | tuple[float, float, float], baseline: bool = False) -> optuna.Study:
+    """A study of complete search trials, (value, seconds its run took[, when it finished:
+    time.time(), default 100]) each."""
     study = optuna.create_study(direction="maximize")
-    for value, seconds in trials:
-        study.add_trial(optuna.trial.create_trial(
+    for value, seconds, *finished in trials:
+        done = datetime.datetime.fromtimestamp(finished[0] if finished else 100.0)
+        trial = optuna.trial.create_trial(
             params={"lr": 1e-3}, distributions=_DIST, value=value,
             user_attrs={"config": TrainConfig(seed=0).to_dict(), "trial_seconds": seconds,
-                        **({"baseline": True} if baseline else {})}))
+                        **({"baseline": True} if baseline else {})})
+        trial.datetime_start = trial.datetime_complete = done  # create_trial stamps "now"
+        study.add_trial(trial)
     return study
 
 
@@ -41,17 +47,25 @@ END = SearchEnd(deadline=1000.0, latest=800.0, earliest=500.0)  # a 1000 s budge
     (((0.99, 300.0), (0.98, 10.0)), 1000.0 - RUN_MARGIN * 300.0),  # #1 needs 330 s: starts earlier
     (((0.98, 10.0), (0.99, 300.0)), 1000.0 - RUN_MARGIN * 300.0),  # #1 by value, not by number
     (((0.99, 10.0), (0.98, 300.0)), 800.0),  # only #1 counts: nothing below it is repeated over it
-    (((0.99, 900.0),), 500.0),  # never more than half the budget
+    # #1's repeats cannot fit: within half the budget, or after #1 finished (at 700 s > 670 s).
+    # A phase would repeat nothing, so the search goes on to the deadline.
+    (((0.99, 900.0),), 1000.0),
+    (((0.99, 300.0, 700.0),), 1000.0),
 ])
 def test_the_phase_starts_when_the_time_left_fits_the_best_trials_run(
-    trials: tuple[tuple[float, float], ...], starts: float,
+    trials: tuple[tuple[float, ...], ...], starts: float,
 ) -> None:
     assert END.at(_study(*trials).get_trials()) == pytest.approx(starts)
 
 
-def test_the_baseline_and_a_fixed_share_never_move_the_start() -> None:
+def test_the_baseline_a_confirmed_best_and_a_fixed_share_never_move_the_start() -> None:
     assert END.at(_study((0.99, 900.0), baseline=True).get_trials()) == 800.0  # V1 is never repeated
-    assert SearchEnd.fixed(1000.0, 800.0).at(_study((0.99, 900.0)).get_trials()) == 800.0
+    fixed = SearchEnd.fixed(1000.0, 800.0)
+    assert fixed.at(_study((0.99, 900.0)).get_trials()) == 800.0
+    assert (fixed.limit, END.limit) == (800.0, 1000.0)  # when Optuna's own timeout ends the search
+    confirming = _study((0.99, 300.0))
+    confirming.enqueue_trial({"lr": 1e-3}, user_attrs={REPEAT_OF: 0, REPEAT_SEED: 1})
+    assert END.at(confirming.get_trials()) == 800.0  # #1's repeats are under way: nothing to size
 
 
 def _settings(*flags: str) -> LaunchSettings:
@@ -70,19 +84,25 @@ def test_the_default_share_stretches_a_given_one_is_fixed_and_no_confirm_searche
     assert _settings().search_end is None  # no --timeout: the repeats follow the N search trials
 
 
-def test_a_search_stops_starting_trials_once_the_stretched_share_begins() -> None:
+def _running_end(now: float) -> SearchEnd:
+    """A budget ending in 1050 s whose default share starts in 1000 s; stretched at most to 500 s ago."""
+    return SearchEnd(deadline=now + 1050, latest=now + 1000, earliest=now - 500)
+
+
+@pytest.mark.parametrize(("best", "trials"), [
+    # #1 took 1000 s and finished 100 s ago: its repeats need the last 1100 s, so the phase
+    # began 50 s ago and the search ends after the trial that is running.
+    ((0.99, 1000.0, -100.0), 2),
+    ((0.99, 1.0, -100.0), 20),  # a short #1: the search runs on to N
+    ((0.99, 1000.0, 0.0), 20),  # #1 finished after that start: it cannot be repeated, so search on
+])
+def test_a_search_stops_starting_trials_once_the_stretched_share_begins(
+    best: tuple[float, float, float], trials: int,
+) -> None:
     now = time.time()
-    # #1 took 1000 s: its repeats need the last 1100 s of a budget ending in 1050 s, so the
-    # phase has begun (at its earliest, 10 s ago) and the search ends after the running trial.
-    study = _study((0.99, 1000.0))
-    run_trials(study, lambda trial: 0.5, n_trials=20, timeout=1000.0, progress=False,
-               search_end=SearchEnd(deadline=now + 1050, latest=now + 1000, earliest=now - 10))
-    assert len(study.trials) == 2
-    # The same study with a short #1 searches on to N.
-    short = _study((0.99, 1.0))
-    run_trials(short, lambda trial: 0.5, n_trials=20, timeout=1000.0, progress=False,
-               search_end=SearchEnd(deadline=now + 1050, latest=now + 1000, earliest=now - 10))
-    assert len(short.trials) == 20
+    study = _study((best[0], best[1], now + best[2]))
+    run_trials(study, lambda trial: 0.5, n_trials=20, timeout=1050.0, progress=False, search_end=_running_end(now))
+    assert len(study.trials) == trials
 
 
 def _data(n: int = 64) -> MnistSplits:
@@ -99,10 +119,9 @@ def test_a_running_search_trial_is_cut_where_the_stretched_share_begins(
     best_seconds: float, state: optuna.trial.TrialState,
 ) -> None:
     now = time.time()
-    study = _study((0.99, best_seconds))
+    study = _study((0.99, best_seconds, now - 100))
     objective = Objective(space=parse_space("epochs = 3\n[hidden_size]\nlow = 8\nhigh = 16\n"),
                           base=TrainConfig(batch_size=32, seed=0), data=_data(), device=torch.device("cpu"),
-                          max_steps=1, deadline=now + 1050,
-                          search_end=SearchEnd(deadline=now + 1050, latest=now + 1000, earliest=now - 10))
+                          max_steps=1, deadline=now + 1050, search_end=_running_end(now))
     study.optimize(objective, n_trials=1)
     assert study.trials[-1].state == state
