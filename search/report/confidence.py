@@ -42,8 +42,9 @@ def confidence_lines(best: Best, study: str, storage_url: str | None = None,
         _rule(best), "",
         f"V2 (trial {v2.number}) scored **{v2.text()}** on validation"
         + (f", over its original run and {v2.n - 1} repeat(s) with other training seeds." if confirmed
-           else " in its single run: the study holds no repeats of it (launched with --no-confirm, or "
-           "the confirmation phase has not run yet), so this value is also the luckiest draw of the search "
+           else " in its single run: the study holds no repeats of it (launched with --no-confirm, the "
+           "confirmation phase has not run yet, or the time budget had no room for a repeat of it), so this "
+           "value is also the luckiest draw of the search "
            "and likely overstates its test accuracy."),
         "",
     ]
