@@ -27,6 +27,7 @@ from search.confirm import DEFAULT_CONFIRM_SHARE, MAX_CONFIRM_SHARE, RUN_MARGIN,
 DATA = "sqlite:///benchmarks/data/"
 LAUNCHES = {  # study -> (storage, --timeout seconds, workers)
     "default-45m-2026-12-07": (DATA + "default-45m-2026-12-07.db", 2700, 2),
+    "default-45m-stretch-2026-12-07": (DATA + "default-45m-stretch-2026-12-07.db", 2700, 2),
     "default-45m-ema-2026-11-30": (DATA + "default-45m-ema-2026-11-30.db", 2700, 2),
     "default-2h-2026-11-30": (DATA + "default-2h-2026-11-30.db", 7200, 2),
     "default-2h-ema-2026-12-01": (DATA + "default-2h-ema-2026-12-01.db", 7200, 2),
