@@ -18,7 +18,8 @@ moment leave two copies; the later one is not trained (``duplicate_of``).
 Repeats do not count toward ``--n-trials`` (N counts search trials); they come on top.
 
 With ``--timeout`` the phase gets the budget's last share (``SearchEnd``): 20%, stretched up
-to half when the best search trial's own run is longer, so that its repeats can finish.
+to half when the best search trial's own run is longer, so that its repeats can finish, and
+none when they cannot (the search then keeps the time).
 """
 
 from __future__ import annotations
@@ -68,13 +69,12 @@ class SearchEnd:
     """When search trials stop and the confirmation phase begins, in a --timeout that ends
     at ``deadline`` (all three are time.time() values).
 
-    Fixed (``earliest == latest``, a given --confirm-share): at ``latest``. Stretched (the
-    default), by the best search trial's own run times RUN_MARGIN, since its repeats decide
-    V2 and enqueue_repeats confirms nothing ranked below a #1 it cannot repeat:
-    - it fits the time after ``latest``: at ``latest``;
+    Sized by the best search trial's own run times RUN_MARGIN, since its repeats decide V2
+    and enqueue_repeats confirms nothing ranked below a #1 it cannot repeat:
+    - it fits the time after ``latest`` (the budget's last share): at ``latest``;
     - it fits only from an earlier moment, no earlier than ``earliest`` and not before #1
       finished: from that moment (seen: a 45-minute launch's #1 trained for 14.5 minutes,
-      longer than its 9-minute share);
+      longer than its 9-minute share). A given --confirm-share fixes ``earliest == latest``;
     - it fits from no such moment: the phase could repeat nothing, so the search goes on to
       ``deadline`` (seen: a #1 that finished at minute 33 after a 15-minute run stopped the
       search 12 minutes early for a phase that then had nothing to do).
@@ -86,7 +86,7 @@ class SearchEnd:
 
     def at(self, trials: Sequence[FrozenTrial]) -> float:
         """The phase's start given the study's ``trials`` so far (it moves as #1 changes)."""
-        best = candidates(trials, 1) if self.earliest < self.latest else []
+        best = candidates(trials, 1)
         if not best or any(t.user_attrs.get(REPEAT_OF) == best[0].number for t in trials):
             return self.latest  # nothing to size it by, or #1 is being confirmed already
         start = self.deadline - RUN_MARGIN * run_seconds(best[0])
@@ -96,12 +96,6 @@ class SearchEnd:
         if start >= self.earliest and (known is None or known.timestamp() <= start):
             return start
         return self.deadline
-
-    @property
-    def limit(self) -> float:
-        """The latest moment a search trial may start: ``latest`` when fixed, else the
-        deadline (``at`` decides sooner)."""
-        return self.latest if self.earliest >= self.latest else self.deadline
 
     @classmethod
     def fixed(cls, deadline: float, at: float) -> SearchEnd:

@@ -142,7 +142,7 @@ class Objective:
         end = self.search_end
         if repeat or end is None or now < end.earliest:
             return False
-        if end.earliest < end.latest and now < end.at(trial.study.get_trials(deepcopy=False)):
+        if now < end.at(trial.study.get_trials(deepcopy=False)):
             return False
         if self.deadline is None or 2 * epoch < epochs:
             return True

@@ -185,8 +185,8 @@ def _search(study: optuna.Study, n_trials: int, timeout: float | None, optimize:
 class _StopAtN:
     """Stop once the study holds ``n`` finished search trials (Optuna's MaxTrialsCallback
     would count the confirmation phase's repeats and prior copies too), or once the search's
-    share of the budget is over: Optuna's own timeout ends it at ``search_end.limit``, this
-    check where SearchEnd.at puts the phase's start (it moves as the best trial changes)."""
+    share of the budget is over: where SearchEnd.at puts the phase's start (it moves as the
+    best trial changes; Optuna's own timeout ends the search at the deadline at the latest)."""
 
     def __init__(self, n: int, search_end: SearchEnd | None = None) -> None:
         self.n = n

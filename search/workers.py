@@ -91,7 +91,7 @@ def run_worker(
                           deadline=settings.deadline, progress_steps=settings.progress_steps,
                           search_end=settings.search_end)
     end = settings.search_end
-    timeout = None if end is None else max(0.0, end.limit - time.time())
+    timeout = None if end is None else max(0.0, end.deadline - time.time())  # SearchEnd.at decides sooner
     return run_trials(study, objective, settings.n_trials, timeout=timeout, progress=progress, echo=echo,
                       max_consecutive_failures=MAX_CONSECUTIVE_FAILURES,
                       confirm=settings.confirm, confirm_deadline=settings.deadline, search_end=end)

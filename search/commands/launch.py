@@ -123,7 +123,8 @@ def add_confirm_args(p: argparse.ArgumentParser) -> None:
                    "trial starts after 1-F of it, and one then training stops unless at least half "
                    f"done and ending within the budget). Default: {DEFAULT_CONFIRM_SHARE:g}, stretched up to "
                    f"{MAX_CONFIRM_SHARE:g} while the best trial's own run is longer, so its repeats can "
-                   "finish; a given F is fixed. Without --timeout the repeats follow the N search trials")
+                   "finish; a given F is not stretched. When the best trial's repeats cannot fit at all, the search "
+                   "keeps the time. Without --timeout the repeats follow the N search trials")
     g.add_argument("--no-confirm", action="store_true", help="no confirmation phase (V2 = the best single trial)")
 
 

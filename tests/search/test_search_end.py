@@ -58,14 +58,19 @@ def test_the_phase_starts_when_the_time_left_fits_the_best_trials_run(
     assert END.at(_study(*trials).get_trials()) == pytest.approx(starts)
 
 
-def test_the_baseline_a_confirmed_best_and_a_fixed_share_never_move_the_start() -> None:
+def test_the_baseline_and_a_best_already_being_confirmed_do_not_move_the_start() -> None:
     assert END.at(_study((0.99, 900.0), baseline=True).get_trials()) == 800.0  # V1 is never repeated
-    fixed = SearchEnd.fixed(1000.0, 800.0)
-    assert fixed.at(_study((0.99, 900.0)).get_trials()) == 800.0
-    assert (fixed.limit, END.limit) == (800.0, 1000.0)  # when Optuna's own timeout ends the search
     confirming = _study((0.99, 300.0))
     confirming.enqueue_trial({"lr": 1e-3}, user_attrs={REPEAT_OF: 0, REPEAT_SEED: 1})
     assert END.at(confirming.get_trials()) == 800.0  # #1's repeats are under way: nothing to size
+
+
+@pytest.mark.parametrize(("run", "starts"), [
+    (100.0, 800.0),  # fits the given share: there
+    (300.0, 1000.0),  # does not: never stretched, and a phase would repeat nothing, so search on
+])
+def test_a_given_share_is_not_stretched(run: float, starts: float) -> None:
+    assert SearchEnd.fixed(1000.0, 800.0).at(_study((0.99, run)).get_trials()) == starts
 
 
 def _settings(*flags: str) -> LaunchSettings:
