@@ -85,8 +85,8 @@ def run_trials(
     search_end: SearchEnd | None = None,
 ) -> RunSummary:
     """Optimize until the study has ``n_trials`` finished search trials or ``timeout``
-    passes (or, sooner, ``search_end`` moved earlier by the best trial's run), then (with
-    ``confirm``) run the confirmation phase until ``confirm_deadline``.
+    passes or ``search_end`` says the confirmation phase begins (SearchEnd.at), then (with
+    ``confirm``) run that phase until ``confirm_deadline``.
 
     Raises TrialsKeepFailing after ``max_consecutive_failures`` FAIL trials in a row
     (of this process; Ctrl-C is not counted, it stops the run anyway).
