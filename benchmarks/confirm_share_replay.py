@@ -17,6 +17,8 @@ after the start is not replayed: the run would have gone differently from there.
 
 from __future__ import annotations
 
+import argparse
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -53,6 +55,7 @@ def phase_start(trials: list[FrozenTrial], start: float, budget: float) -> tuple
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     banner("the stretched confirmation share, replayed on committed launches")
     print(f"default share {DEFAULT_CONFIRM_SHARE:g}, stretched up to {MAX_CONFIRM_SHARE:g}; "
           f"#1's run x {RUN_MARGIN:g} must fit the time left")
