@@ -25,6 +25,7 @@ none when they cannot (the search then keeps the time).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -96,6 +97,12 @@ class SearchEnd:
         if start >= self.earliest and (known is None or known.timestamp() <= start):
             return start
         return self.deadline
+
+    def over(self, study: optuna.Study) -> bool:
+        """Whether the search has ended by now; reads ``study`` only from ``earliest`` on
+        (``at`` is never earlier), so a trial's epoch ends cost nothing before that."""
+        now = time.time()
+        return now >= self.earliest and now >= self.at(study.get_trials(deepcopy=False))
 
     @classmethod
     def fixed(cls, deadline: float, at: float) -> SearchEnd:

@@ -139,10 +139,7 @@ class Objective:
             return False
         if self.deadline is not None and now >= self.deadline:
             return True
-        end = self.search_end
-        if repeat or end is None or now < end.earliest:
-            return False
-        if now < end.at(trial.study.get_trials(deepcopy=False)):
+        if repeat or self.search_end is None or not self.search_end.over(trial.study):
             return False
         if self.deadline is None or 2 * epoch < epochs:
             return True

@@ -193,10 +193,7 @@ class _StopAtN:
         self.search_end = search_end
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        end = self.search_end
-        if finished_trials(study) >= self.n or (
-                end is not None and time.time() >= end.earliest
-                and time.time() >= end.at(study.get_trials(deepcopy=False))):
+        if finished_trials(study) >= self.n or (self.search_end is not None and self.search_end.over(study)):
             study.stop()
 
 
