@@ -13,18 +13,31 @@ stretched phase would have begun (none, when #1's repeats never fitted: the sear
 runs to the end, as a phase would have repeated nothing). The budget is counted from the first trial's start (the
 launch also spent its data loading inside the budget, under a minute), and what happened
 after the start is not replayed: the run would have gone differently from there.
+
+A second table checks RUN_MARGIN: every finished repeat in the committed studies, its run
+time over its original's (the same configuration, another seed, the same launch).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import statistics
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmarks._common import banner
 from search.best import is_repeat
-from search.confirm import DEFAULT_CONFIRM_SHARE, MAX_CONFIRM_SHARE, RUN_MARGIN, SearchEnd, candidates, run_seconds
+from search.confirm import (
+    DEFAULT_CONFIRM_SHARE,
+    MAX_CONFIRM_SHARE,
+    REPEAT_OF,
+    RUN_MARGIN,
+    SearchEnd,
+    candidates,
+    run_seconds,
+)
 
 DATA = "sqlite:///benchmarks/data/"
 LAUNCHES = {  # study -> (storage, --timeout seconds, workers)
@@ -34,6 +47,7 @@ LAUNCHES = {  # study -> (storage, --timeout seconds, workers)
     "default-2h-2026-11-30": (DATA + "default-2h-2026-11-30.db", 7200, 2),
     "default-2h-ema-2026-12-01": (DATA + "default-2h-ema-2026-12-01.db", 7200, 2),
     "paired-default-45m-all-v5000-p0": (DATA + "paired/paired-default-45m-all-v5000-p0.db", 2700, 1),
+    "paired-default-45m-all-v5000-p1": (DATA + "paired/paired-default-45m-all-v5000-p1.db", 2700, 1),
 }
 STEP = 10.0  # seconds between the replay's looks at the study
 
@@ -52,6 +66,33 @@ def phase_start(trials: list[FrozenTrial], start: float, budget: float) -> tuple
             return now - start, best[0] if best else None
         now += STEP
     return budget, None  # #1's repeats never fitted: the search runs to the end
+
+
+def repeat_ratios() -> list[tuple[float, float]]:
+    """(original's run seconds, repeat's / original's) for every finished repeat committed."""
+    pairs = []
+    for path in sorted(glob.glob("benchmarks/data/*.db") + glob.glob("benchmarks/data/paired/*.db")):
+        for summary in optuna.get_all_study_summaries("sqlite:///" + path):
+            study = optuna.load_study(study_name=summary.study_name, storage="sqlite:///" + path)
+            trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+            for t in trials.values():
+                if t.state == TrialState.COMPLETE and REPEAT_OF in t.user_attrs:
+                    original = run_seconds(trials[int(t.user_attrs[REPEAT_OF])])
+                    if original > 0 and run_seconds(t) > 0:
+                        pairs.append((original, run_seconds(t) / original))
+    return pairs
+
+
+def print_margin() -> None:
+    pairs = repeat_ratios()
+    print(f"\nRUN_MARGIN {RUN_MARGIN:g} against {len(pairs)} finished repeats (repeat's run / original's):")
+    print("| original's run | repeats | median | max | above the margin |")
+    print("|---|---|---|---|---|")
+    for label, lo, hi in (("under 100 s", 0.0, 100.0), ("100 s or more", 100.0, float("inf"))):
+        ratios = [r for seconds, r in pairs if lo <= seconds < hi]
+        if ratios:
+            above = sum(r > RUN_MARGIN for r in ratios)
+            print(f"| {label} | {len(ratios)} | {statistics.median(ratios):.2f} | {max(ratios):.2f} | {above} |")
 
 
 def main() -> None:
@@ -75,6 +116,7 @@ def main() -> None:
                 f"trial {best.number} ({100 * best.value:.2f}%, {run_seconds(best) / 60:.1f} min)")
         print(f"| {name} | {budget / 60:.0f} min | {workers} | {fixed / 60:.1f} min | {at / 60:.1f} min | {top} | "
               f"{workers * (fixed - at) / 60:.1f} |")
+    print_margin()
 
 
 if __name__ == "__main__":
