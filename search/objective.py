@@ -58,8 +58,9 @@ class Objective:
     # Where a trial that beats the study's best so far uploads its checkpoint; None: nowhere.
     artifact_store: ArtifactStore | None = None
     # Wall-clock time (time.time()) of the study's budget end; a trial still training then
-    # stops at its next epoch end as PRUNED, so `--timeout 2h` takes two hours, not two
-    # hours plus the longest trial. None: no budget.
+    # stops at its next epoch end as PRUNED (or one epoch sooner, when that epoch would end
+    # past it), so `--timeout 2h` takes two hours, not two hours plus the longest trial.
+    # None: no budget.
     deadline: float | None = None
     # Report each epoch at the percentage of the trial's own epochs done instead of at its
     # epoch number, so pruners compare trials at the same point of their LR schedules
@@ -128,7 +129,10 @@ class Objective:
                        epoch_seconds: list[float]) -> bool:
         """Whether the time budget stops the trial at the end of ``epoch`` (never its last).
 
-        Past ``deadline``, every trial stops. Past ``search_end`` a search trial stops too,
+        Past ``deadline``, every trial stops; so does one whose next epoch, not its last, would
+        end past it even at its fastest epoch so far: it would be stopped there anyway, and
+        that epoch would only run the launch over its budget (seen: 2 minutes over a
+        45-minute launch, a hidden-488 epoch on one thread). Past ``search_end`` a search trial stops too,
         unless it is at least half done and its other epochs, at its mean epoch time, end
         before ``deadline``: cutting it would throw away more training than the repeats gain
         (seen: a 45-minute launch cut two trials at epoch 28 of 30 and 11 of 18, a third of
@@ -137,7 +141,8 @@ class Objective:
         now = time.time()
         if epoch >= epochs:
             return False
-        if self.deadline is not None and now >= self.deadline:
+        if self.deadline is not None and (
+                now >= self.deadline or (epoch + 1 < epochs and now + min(epoch_seconds) > self.deadline)):
             return True
         if repeat or self.search_end is None or not self.search_end.over(trial.study):
             return False

@@ -83,3 +83,17 @@ def test_past_the_search_share_a_half_done_trial_stops_when_its_rest_would_overr
     assert not objective._cut_by_budget(trial, False, 10, 10, [30.0] * 10)  # the last epoch is never cut
     past = _objective(epochs=10, deadline=now - 1, search_deadline=now - 2)
     assert past._cut_by_budget(trial, False, 9, 10, [1.0] * 9) and past._cut_by_budget(trial, True, 9, 10, [1.0] * 9)
+
+
+def test_a_trial_stops_one_epoch_early_when_its_next_epoch_would_end_past_the_deadline() -> None:
+    now = time.time()
+    objective = _objective(epochs=10, deadline=now + 100)
+    trial = optuna.create_study(direction="maximize").ask()
+    # The next epoch takes at least 120 s (its fastest so far) and is not the last: it would
+    # end past the deadline and be stopped there, so the trial stops now.
+    assert objective._cut_by_budget(trial, False, 3, 10, [130.0, 120.0, 125.0])
+    assert objective._cut_by_budget(trial, True, 3, 10, [130.0, 120.0, 125.0])  # a repeat too
+    # Its fastest epoch fits before the deadline: it goes on (a slow first epoch does not count).
+    assert not objective._cut_by_budget(trial, False, 3, 10, [130.0, 90.0, 125.0])
+    # The next epoch is the last one: a trial that can complete is never cut for running over.
+    assert not objective._cut_by_budget(trial, False, 9, 10, [130.0] * 9)
