@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stop when the study holds this many finished trials in total")
     p.add_argument("--timeout", type=float, default=None,
                    help="time budget in seconds: no trial starts after it, and trials still training stop "
-                   "(pruned) at their next epoch end")
+                   "(pruned) at their next epoch end, or one sooner when that epoch would end past it")
     add_storage_arg(p)
     add_artifacts_arg(p)
     p.add_argument("--space", default="default",
