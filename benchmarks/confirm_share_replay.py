@@ -78,8 +78,9 @@ def repeat_ratios() -> list[tuple[float, float]]:
             for t in trials.values():
                 if t.state == TrialState.COMPLETE and REPEAT_OF in t.user_attrs:
                     original = run_seconds(trials[int(t.user_attrs[REPEAT_OF])])
-                    if original > 0 and run_seconds(t) > 0:
-                        pairs.append((original, run_seconds(t) / original))
+                    repeat = run_seconds(t)
+                    if original > 0 and repeat > 0:
+                        pairs.append((original, repeat / original))
     return pairs
 
 
