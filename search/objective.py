@@ -131,12 +131,11 @@ class Objective:
 
         Past ``deadline``, every trial stops; so does one whose next epoch, not its last, would
         end past it even at its fastest epoch so far: it would be stopped there anyway, and
-        that epoch would only run the launch over its budget (seen: 2 minutes over a
-        45-minute launch, a hidden-488 epoch on one thread). Past ``search_end`` a search trial stops too,
-        unless it is at least half done and its other epochs, at its mean epoch time, end
-        before ``deadline``: cutting it would throw away more training than the repeats gain
-        (seen: a 45-minute launch cut two trials at epoch 28 of 30 and 11 of 18, a third of
-        its workers' time, one of them the best-looking trial of the search).
+        that epoch would only run the launch over its budget (benchmarks/RESULTS.md §15).
+        Past ``search_end`` a search trial stops too, unless it is at least half done and its
+        other epochs, at its mean epoch time, end before ``deadline``: cutting it would throw
+        away more training than the repeats gain (RESULTS §18: once a third of the workers'
+        time, with the best-looking trial of the search).
         """
         now = time.time()
         if epoch >= epochs:
