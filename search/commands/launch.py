@@ -173,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
         study, created = open_study(settings, pruner)
         if prior:
             added = add_prior(study, prior)
-            print(f"prior: {added} finished trial(s) of study {settings.prior!r} added to the sampler's history"
+            source = "the built-in prior (default space)" if settings.prior == BUILTIN else f"study {settings.prior!r}"
+            print(f"prior: {added} finished trial(s) of {source} added to the sampler's history"
                   + (f" ({len(prior) - added} already in this study)" if added < len(prior) else ""))
         if starts:
             room = trials_missing(study, settings.n_trials)
