@@ -34,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from model.config import MAX_SEED
 from search.best import REPEAT_OF, REPEAT_SEED, ConfigScore, is_repeat, tied_with, val_size_of
+from search.prior import is_prior
 
 __all__ = [
     "DEFAULT_CONFIRM_SEEDS", "DEFAULT_CONFIRM_SHARE", "DEFAULT_CONFIRM_TOP", "MAX_CONFIRM_SHARE", "ConfirmPlan",
@@ -111,12 +112,15 @@ class SearchEnd:
 
 def candidates(trials: Sequence[FrozenTrial], top: int, val_size: int | None = None) -> list[FrozenTrial]:
     """The configurations worth confirming: the ``top`` best search trials by their own value
-    (repeats and the V1 baseline left out), keeping only those tied with the best one when
-    the split's size gives the error (``val_size``). Repeats of a clearly worse configuration
-    cannot make it V2 (search/best.py), so they would only take time from the search."""
+    (repeats, the V1 baseline and prior copies left out), keeping only those tied with the
+    best one when the split's size gives the error (``val_size``). Repeats of a clearly worse
+    configuration cannot make it V2 (search/best.py), so they would only take time from the
+    search. A prior copy was trained in another study: this one has no run of it to confirm
+    and no run time to size its repeats by (seen: a 45-minute launch repeating one until its
+    deadline, benchmarks/RESULTS.md)."""
     pool = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
             and math.isfinite(t.value) and not is_repeat(t) and not t.user_attrs.get("baseline")
-            and isinstance(t.user_attrs.get("config"), dict)]
+            and not is_prior(t) and isinstance(t.user_attrs.get("config"), dict)]
     pool.sort(key=lambda t: (-t.value, t.number))
     if pool and val_size:
         first = _single(pool[0], val_size)
@@ -144,8 +148,9 @@ def enqueue_repeats(study: optuna.Study, plan: ConfirmPlan, trials: Sequence[Fro
     Candidates come in rank order (``candidates``). Returns how many were enqueued. Done:
     complete, or pruned for any reason but the time budget (a diverging seed would diverge
     again); a failed or budget-cut repeat is queued again.
-    With ``seconds_left`` (the time budget's rest), a configuration whose own run took longer
-    is not repeated: a repeat cut by the budget adds no run, only spends the workers' time.
+    With ``seconds_left`` (the time budget's rest), a configuration whose own run took longer,
+    or whose run time is not recorded, is not repeated: a repeat cut by the budget adds no
+    run, only spends the workers' time.
     Nor, then, is any configuration ranked below it, unless it already has a repeat: the V2
     rule prefers a confirmed configuration among tied ones, so confirming a lower one would
     hand it V2 over a better one for having been cheaper to repeat (seen: a 45-minute launch
@@ -156,7 +161,7 @@ def enqueue_repeats(study: optuna.Study, plan: ConfirmPlan, trials: Sequence[Fro
     queued = 0
     for original in candidates(trials, plan.top, val_size_of(study)):
         seeds = [seed for seed in repeat_seeds(original, plan.seeds) if (original.number, seed) not in covered]
-        if seconds_left is not None and seeds and run_seconds(original) > seconds_left:
+        if seconds_left is not None and seeds and not 0 < run_seconds(original) <= seconds_left:  # unknown: no fit
             if len(seeds) == plan.seeds:  # never repeated: nothing below it may overtake it by repeats
                 return queued
             continue

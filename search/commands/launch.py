@@ -24,7 +24,7 @@ from search.commands._existing import (
 )
 from search.commands._paths import check_output_dir, study_files
 from search.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_SHARE, DEFAULT_CONFIRM_TOP, MAX_CONFIRM_SHARE
-from search.prior import BUILTIN, BUILTIN_STUDY, add_prior, builtin_storage, check_compatible, prior_trials
+from search.prior import BUILTIN, BUILTIN_STUDY, add_prior, builtin_storage, check_compatible, is_prior, prior_trials
 from search.progress import format_params
 from search.pruning import DEFAULT_PRUNE_BY, DEFAULT_PRUNER, PRUNE_BY, PRUNERS
 from search.redact import redact_url
@@ -342,11 +342,13 @@ def open_study(settings: LaunchSettings, pruner: optuna.pruners.BasePruner) -> t
 
 def _print_summary(study: optuna.Study) -> None:
     trials = study.get_trials(deepcopy=False)
-    count = {state: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
+    priors = sum(is_prior(t) for t in trials)  # copies of another study's trials: not trained here
+    count = {state: sum(t.state == state and not is_prior(t) for t in trials) for state in optuna.trial.TrialState}
     TS = optuna.trial.TrialState
     print(f"study holds {count[TS.COMPLETE]} complete, {count[TS.PRUNED]} pruned, {count[TS.FAIL]} failed"
           + (f", {count[TS.RUNNING]} running" if count[TS.RUNNING] else "")
-          + (f", {count[TS.WAITING]} waiting" if count[TS.WAITING] else ""))
+          + (f", {count[TS.WAITING]} waiting" if count[TS.WAITING] else "")
+          + (f" (and {priors} prior copies, not trained here)" if priors else ""))
     best = best_config(study, trials)
     if best is None:
         return

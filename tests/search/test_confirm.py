@@ -193,6 +193,31 @@ def test_a_configuration_too_long_for_the_time_left_is_not_repeated_nor_any_rank
     assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2)) == 1
 
 
+def test_prior_copies_and_untimed_trials_are_never_repeated() -> None:
+    """A prior copy (another study's run, no run time here) is not a candidate even when it
+    ranks first; a trial without a recorded run time is not repeated against a deadline."""
+    from search.prior import PRIOR_ATTR
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    config = TrainConfig(seed=0).to_dict()
+    study.add_trial(optuna.trial.create_trial(
+        params={"lr": 2e-3}, distributions=dist, value=0.999,
+        user_attrs={"config": config, PRIOR_ATTR: "old#38"}))
+    study.add_trial(optuna.trial.create_trial(
+        params={"lr": 1e-3}, distributions=dist, value=0.98,
+        user_attrs={"config": config, "trial_seconds": 10.0}))
+    assert [t.number for t in candidates(study.get_trials(), 3)] == [1]
+    assert enqueue_repeats(study, ConfirmPlan(top=3, seeds=2), seconds_left=30.0) == 2
+    assert {t.user_attrs[REPEAT_OF] for t in study.get_trials(states=(TrialState.WAITING,))} == {1}
+
+    untimed = optuna.create_study(direction="maximize")
+    untimed.add_trial(optuna.trial.create_trial(params={"lr": 1e-3}, distributions=dist, value=0.98,
+                                                user_attrs={"config": config}))
+    assert enqueue_repeats(untimed, ConfirmPlan(top=1, seeds=2), seconds_left=1e6) == 0
+    assert enqueue_repeats(untimed, ConfirmPlan(top=1, seeds=2)) == 2  # no deadline: nothing to fit
+
+
 def test_only_configurations_tied_with_the_best_are_repeated() -> None:
     study = optuna.create_study(direction="maximize")
     study.set_user_attr("val_size", 5000)

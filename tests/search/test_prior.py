@@ -40,6 +40,7 @@ def test_prior_trials_are_marked_and_never_counted_nor_best(tmp_path: Path, tiny
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "prior: 1 trials of old skipped" in out and "prior: 2 finished trial(s)" in out
+    assert "study holds 2 complete, 0 pruned, 0 failed (and 2 prior copies, not trained here)" in out
     study = optuna.load_study(study_name="new", storage=url)
     copies = [t for t in study.trials if is_prior(t)]
     assert sorted(t.user_attrs[PRIOR_ATTR] for t in copies) == ["old#0", "old#1"]
