@@ -116,8 +116,7 @@ def candidates(trials: Sequence[FrozenTrial], top: int, val_size: int | None = N
     best one when the split's size gives the error (``val_size``). Repeats of a clearly worse
     configuration cannot make it V2 (search/best.py), so they would only take time from the
     search. A prior copy was trained in another study: this one has no run of it to confirm
-    and no run time to size its repeats by (seen: a 45-minute launch repeating one until its
-    deadline, benchmarks/RESULTS.md)."""
+    and no run time to size its repeats by."""
     pool = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
             and math.isfinite(t.value) and not is_repeat(t) and not t.user_attrs.get("baseline")
             and not is_prior(t) and isinstance(t.user_attrs.get("config"), dict)]
