@@ -20,7 +20,7 @@ import optuna
 
 from model.config import TrainConfig
 from model.errors import UserInputError
-from search.prior import BUILTIN_STUDY, PRIOR_ATTR, check_compatible, prior_trials
+from search.prior import BUILTIN_STUDY, PRIOR_ATTR, add_prior, check_compatible, prior_trials
 from search.settings import DEFINING_KEYS
 from search.space import load_space
 
@@ -50,9 +50,11 @@ def main() -> None:
             except UserInputError:
                 continue  # another split or fidelity: its scores do not compare
             copies, _ = prior_trials(source, space, TrainConfig(seed=0))
-            target.add_trials(copies)
-            total += len(copies)
-            print(f"{db} {summary.study_name}: {len(copies)} trials fit the default space")
+            # A study launched with --prior holds copies of other studies' trials: add_prior
+            # keeps one copy per original, so no trial weighs twice in TPE's history.
+            added = add_prior(target, copies)
+            total += added
+            print(f"{db} {summary.study_name}: {len(copies)} trials fit the default space, {added} new")
     assert all(PRIOR_ATTR in t.user_attrs for t in target.trials)
     print(f"{out}: {total} trials")
 

@@ -85,3 +85,6 @@ def test_the_builtin_prior_fits_the_default_space() -> None:
     copies, notice = prior_trials(source, load_space("default"), TrainConfig(seed=0))
     assert len(copies) >= 20 and notice is None
     assert all(t.state.is_finished() for t in copies)
+    # built from studies that were themselves launched with a prior: each original once
+    origins = [t.user_attrs[PRIOR_ATTR] for t in source.get_trials(deepcopy=False)]
+    assert len(origins) == len(set(origins))
