@@ -263,7 +263,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    banner("paired runs: default launch vs random sweep")
+    banner(f"paired runs: {args.arms[0]} vs {args.arms[1]}, {args.budget_min:g} minutes each, one worker on one thread")
     # A kill (SIGTERM) stops cleanly as Ctrl-C does: passed to the launches, states saved.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     device = str(resolve_device(args.device))
