@@ -359,3 +359,32 @@ def test_t_interval_beside_the_bootstrap_is_wider_for_few_pairs() -> None:
     assert t.lo < boot.lo and boot.hi < t.hi and t.lo < 0 < boot.lo
     one = paired_summary.t_interval([0.2])
     assert one.mean == 0.2 and np.isnan(one.lo) and np.isnan(one.hi)
+
+
+def test_modelled_trials_are_those_started_once_the_startup_trials_had_finished() -> None:
+    from datetime import datetime, timedelta
+
+    from benchmarks import paired_modelling
+
+    t0 = datetime(2026, 12, 7, 22, 0)
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+
+    def trial(start: float, end: float, value: float | None, **attrs: object) -> optuna.trial.FrozenTrial:
+        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
+        return optuna.trial.FrozenTrial(
+            number=0, state=state, value=value, datetime_start=t0 + timedelta(minutes=start),
+            datetime_complete=t0 + timedelta(minutes=end), params={"x": 0.5}, distributions=dist,
+            user_attrs=dict(attrs), system_attrs={}, intermediate_values={}, trial_id=0)
+
+    study = optuna.create_study(direction="maximize")
+    for t in (trial(0, 1, 0.98, baseline="v1"),  # V1 counts toward TPE's start-up, never as a draw
+              trial(1, 2, 0.96), trial(1.5, 3.5, None),  # random: 1 and 2 trials had finished
+              trial(3.0, 4, 0.97),  # random: started with 2 finished (the pruned one ends at 3.5)
+              trial(4.5, 5, 0.99), trial(5, 6, None),  # modelled: 4 and 5 finished before
+              trial(6, 7, 0.90, repeat_of=4)):  # a repeat is not a draw
+        study.add_trial(t)
+    random, modelled = paired_modelling.split(study, startup=3)
+    assert (random.finished, random.pruned, random.values) == (3, 1, [96.0, 97.0])
+    assert (modelled.finished, modelled.pruned, modelled.values) == (2, 1, [99.0])
+    assert paired_modelling.startup_of("tpe3") == 3
+    assert paired_modelling.startup_of("default") == paired_modelling.DEFAULT_TPE_STARTUP == 10
