@@ -15,8 +15,8 @@ __all__ = ["DEFAULT_SAMPLER", "DEFAULT_TPE_STARTUP", "SAMPLERS", "make_sampler",
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 DEFAULT_SAMPLER = "tpe"  # the launch's default (replayed by benchmarks/replay.py)
-# Random draws before TPE models: Optuna's own default, kept until paired runs against fewer
-# (benchmarks/paired_runs.py --arms tpe3 default) decide otherwise. Prior copies count too.
+# Random draws before TPE models: Optuna's own default; paired runs against 3 resolved no
+# difference (benchmarks/RESULTS.md#tpe-startup). Prior copies count too.
 DEFAULT_TPE_STARTUP = 10
 
 
