@@ -103,8 +103,11 @@ class Arm:
 
 def launch_command(arm: Arm, folder: Path, seconds: float, data_root: str | None, device: str) -> list[str]:
     """The `lstm-search launch` of one arm for ``seconds`` more; the two arms of a pair
-    differ only in the sampler and pruner options (and the study's name)."""
-    cmd = [sys.executable, "-m", "search.cli", "launch", "--study", arm.name, "--storage", arm.storage(folder),
+    differ only in the sampler and pruner options (and the study's name). It runs from the
+    repository root, so a folder inside it is named relative to it: the launch's log, which is
+    committed with the study, then holds no path of this machine."""
+    where = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+    cmd = [sys.executable, "-m", "search.cli", "launch", "--study", arm.name, "--storage", arm.storage(where),
            "--n-trials", str(N_TRIALS), "--timeout", f"{seconds:.0f}", "--seed", str(arm.pair),
            "--val-size", str(arm.val_size), "--workers", "1", "--threads", "1", "--device", device,
            "--space", arm.space, "--no-progress", *ARM_OPTIONS[arm.strategy]]

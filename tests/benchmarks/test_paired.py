@@ -388,3 +388,13 @@ def test_modelled_trials_are_those_started_once_the_startup_trials_had_finished(
     assert (modelled.finished, modelled.pruned, modelled.values) == (2, 1, [99.0])
     assert paired_modelling.startup_of("tpe3") == 3
     assert paired_modelling.startup_of("default") == paired_modelling.DEFAULT_TPE_STARTUP == 10
+
+
+def test_a_launch_inside_the_repository_names_its_storage_relative_to_it() -> None:
+    arm = paired_runs.Arm(0, "default", 45, None, 5000, "default")
+    inside = paired_runs.launch_command(arm, paired_runs.STUDIES, 600, None, "cpu")
+    storage = inside[inside.index("--storage") + 1]
+    assert storage == f"sqlite:///benchmarks/data/paired/{arm.name}.db"
+    outside = Path("/elsewhere/studies")
+    cmd = paired_runs.launch_command(arm, outside, 600, None, "cpu")
+    assert cmd[cmd.index("--storage") + 1] == arm.storage(outside)
