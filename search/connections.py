@@ -24,6 +24,8 @@ import sqlalchemy
 from optuna.storages import RDBStorage
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, PendingRollbackError, SQLAlchemyError
 
+from search.interrupts import defer_interrupts_in
+
 __all__ = [
     "GRACE_SECONDS", "HEARTBEAT_SECONDS", "POOL_SIZE", "ReconnectingRDBStorage", "ServerRoom", "connections_needed",
     "postgres_engine_kwargs", "room_for_workers", "server_room",
@@ -108,6 +110,7 @@ for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_st
               # the private ones Optuna's cache and heartbeat call directly
               "_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param"):
     setattr(ReconnectingRDBStorage, _name, _retried(getattr(RDBStorage, _name)))
+defer_interrupts_in(ReconnectingRDBStorage)  # outside the retries: a Ctrl-C waits for the call, retries and all
 
 
 def connections_needed(workers: int) -> int:

@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from model.errors import UserInputError
+from search.interrupts import raise_or_defer, sigint_handler
 from search.redact import redact_text
 from search.runner import TrialsKeepFailing
 
 __all__ = [
     "EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_TRIALS_FAILING", "PROG", "Interrupted",
-    "interruptible", "restore_sigint", "run_reporting",
+    "interruptible", "run_reporting",
 ]
 
 PROG = "lstm-search"
@@ -33,13 +34,22 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a writer killed by SIGPIPE
 
 
-def restore_sigint() -> None:
-    """Make SIGINT the documented graceful stop even when the process started with it
-    ignored: a shell script's background job (``nohup lstm-search launch ... &``) inherits
-    SIG_IGN, and ``kill -INT`` would then do nothing, leaving ``kill -TERM``/``-KILL``
-    (a lost trial) as the only way to stop it. A handler someone installed is kept."""
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+@contextmanager
+def _sigint_raises() -> Iterator[None]:
+    """During a command, SIGINT raises KeyboardInterrupt but never inside a storage call
+    (search/interrupts.py), also when the process started with SIGINT ignored: a shell
+    script's background job (``nohup lstm-search launch ... &``) inherits SIG_IGN, and
+    ``kill -INT`` would then do nothing, leaving ``kill -TERM``/``-KILL`` (a lost trial) as
+    the only way to stop it. A handler someone else installed is kept."""
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous not in (signal.SIG_IGN, signal.default_int_handler):
+        yield
+        return
+    signal.signal(signal.SIGINT, sigint_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Interrupted:
@@ -58,8 +68,9 @@ class Interrupted:
 
 @contextmanager
 def interruptible() -> Iterator[Interrupted]:
-    """Ctrl-C and SIGTERM (``kill PID``) both raise KeyboardInterrupt in the block and stay
-    noted in the yielded ``Interrupted``; the previous handlers come back after it."""
+    """Ctrl-C and SIGTERM (``kill PID``) both raise KeyboardInterrupt in the block (not
+    inside a storage call: search/interrupts.py) and stay noted in the yielded
+    ``Interrupted``; the previous handlers come back after it."""
     seen = Interrupted()
     if threading.current_thread() is not threading.main_thread():  # signal.signal works only there
         yield seen
@@ -68,7 +79,7 @@ def interruptible() -> Iterator[Interrupted]:
     def handler(signum: int, frame: object) -> None:
         if seen.signum is None:
             seen.signum = signum
-        raise KeyboardInterrupt
+        raise_or_defer()
 
     previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -80,9 +91,9 @@ def interruptible() -> Iterator[Interrupted]:
 
 def run_reporting(label: str, body: Callable[[], int | None], interrupt_hint: str = "") -> int:
     """Run ``body``; errors the user can act on become one line ``PROG label: error: ...``."""
-    restore_sigint()
     try:
-        code = int(body() or 0)
+        with _sigint_raises():
+            code = int(body() or 0)
         sys.stdout.flush()  # a reader that has gone (`... | head -1`) shows here, inside the try
         return code
     except BrokenPipeError:

@@ -11,15 +11,11 @@ the C++ kernels before the first timed trial.
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import os
-import signal
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +34,7 @@ from search.confirm import (
     waiting_repeats,
 )
 from search.connections import GRACE_SECONDS, HEARTBEAT_SECONDS
+from search.interrupts import TrialInterrupt, one_interrupt
 from search.objective import NotRun, Objective
 from search.progress import budget_end, describe_trial, update_bar
 from search.storage import sweep_stale_trials
@@ -102,10 +99,10 @@ def run_trials(
     optimize = functools.partial(_optimize, study, _Recorded(objective, interrupt))
     try:
         if before < n_trials:
-            with _one_interrupt(interrupt, watch.write):
+            with one_interrupt(interrupt, watch.write):
                 _search(study, n_trials, timeout, optimize, watch)
         if confirm is not None and confirm.enabled and not watch.failing():
-            with _one_interrupt(interrupt, watch.write):
+            with one_interrupt(interrupt, watch.write):
                 _confirm(study, objective, confirm, confirm_deadline, optimize, watch)
     finally:
         watch.bar.close()
@@ -136,7 +133,7 @@ class _TrialWatch:
         if self.ends is not None:
             self.bar.set_postfix(ends=self.ends)
         self.val_size = val_size_of(study)
-        self.interrupt = _Interrupt()
+        self.interrupt = TrialInterrupt()
         self.failures: list[FrozenTrial] = []
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -229,7 +226,7 @@ def _confirm(
         objective.confirming = False
 
 
-def _rerun_orphans(study: optuna.Study, run: Callable[[int], None], interrupt: _Interrupt) -> None:
+def _rerun_orphans(study: optuna.Study, run: Callable[[int], None], interrupt: TrialInterrupt) -> None:
     """Before stopping, wait out the heartbeat grace period of trials still RUNNING.
 
     A worker killed mid-trial leaves its trial RUNNING until the heartbeat is GRACE_SECONDS
@@ -260,7 +257,7 @@ class _Recorded:
     about the configuration).
     """
 
-    def __init__(self, objective: Callable[[optuna.Trial], float], interrupt: _Interrupt) -> None:
+    def __init__(self, objective: Callable[[optuna.Trial], float], interrupt: TrialInterrupt) -> None:
         self.objective = objective
         self.interrupt = interrupt
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -292,58 +289,3 @@ class _Recorded:
         if not math.isfinite(value):
             trial.set_user_attr("fail_reason", f"the validation accuracy is {value}")
         return value
-
-
-class _Interrupt:
-    """A Ctrl-C seen (``pressed``) and whether it may interrupt at once (``armed``: only
-    while the objective trains; elsewhere it waits for the next safe point)."""
-
-    pressed = False
-    armed = False
-
-    def raise_if_pressed(self) -> None:
-        if self.pressed:
-            raise KeyboardInterrupt
-
-
-@contextmanager
-def _one_interrupt(state: _Interrupt, write: Callable[[str], None]) -> Iterator[None]:
-    """Ctrl-C stops the run without leaving a trial RUNNING.
-
-    Optuna records a trial only when the objective raises; a KeyboardInterrupt raised while
-    it creates the trial (``study.ask``, the sampler) or records it (``tell``) escapes and
-    leaves the trial RUNNING (seen in CI, 2026-12-01: SIGTERM on a 2-worker launch). So the
-    first Ctrl-C raises at once only inside the objective; elsewhere it is held until the
-    objective starts (which fails the new trial with the reason) or the trial is recorded
-    (``on_trial``). Further presses are ignored while the trial is recorded. (A hung
-    database still yields to SIGKILL/SIGTERM, and the heartbeat then fails the trial.)
-
-    The KeyboardInterrupt can land in a garbage-collector callback, where Python prints and
-    drops it (seen: a worker ran on after the parent's SIGINT), so ``pressed`` stays set and
-    the caller raises again once the trial is recorded.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if state.pressed:
-            write("still recording the interrupted trial; stopping in a moment")
-            return
-        state.pressed = True
-        if state.armed:
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, handler)
-    optimize_log = logging.getLogger("optuna.study._optimize")
-    optimize_log.addFilter(_no_interrupt_traceback)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        optimize_log.removeFilter(_no_interrupt_traceback)
-
-
-def _no_interrupt_traceback(record: logging.LogRecord) -> bool:
-    """Optuna logs an interrupted trial as failed, with a traceback; Ctrl-C is not a bug."""
-    return not (record.exc_info and isinstance(record.exc_info[1], (KeyboardInterrupt, NotRun)))

@@ -32,6 +32,7 @@ from search.connections import (
     room_for_workers,
     server_room,
 )
+from search.interrupts import defer_interrupts_in
 from search.redact import redact_text, redact_url
 
 __all__ = [
@@ -136,6 +137,7 @@ def sweep_stale_trials(study: optuna.Study) -> None:
     optuna.storages.fail_stale_trials(study)
 
 
+@defer_interrupts_in  # a Ctrl-C inside a transaction would leave the write lock held
 class _ImmediateSQLiteStorage(RDBStorage):
     """RDBStorage on SQLite whose transactions start with BEGIN IMMEDIATE.
 

@@ -57,6 +57,9 @@ __all__ = ["run_worker", "run_workers"]
 
 POLL_SECONDS = 1.0
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps dying points at a real problem
+# After Ctrl-C a worker records its trial in about a second; a storage call riding out a
+# PostgreSQL restart retries for up to RECONNECT_SECONDS (60), so this leaves room for one.
+STOP_SECONDS = 90.0
 # Exits that say the worker itself is fine and a restart would change nothing.
 _NO_RESTART = (0, EXIT_BAD_INPUT, EXIT_TRIALS_FAILING, EXIT_INTERRUPTED)
 _LINE_STATES = (*FINISHED, optuna.trial.TrialState.FAIL)  # the trials that get a line
@@ -161,7 +164,7 @@ def run_workers(settings: LaunchSettings, plan: WorkerPlan, study: optuna.Study)
         except KeyboardInterrupt:
             bar.write("interrupted: each worker records its running trial as failed, then stops "
                       "(Ctrl-C again to kill them; their trials are then failed and re-run on resume)")
-            _stop(pool.procs, pool.codes)
+            _stop(pool.procs, pool.codes, bar.write)
             return 128 + (stop.signum or signal.SIGINT)
         finally:
             _show_progress(bar, study, shown, settings, ends)
@@ -220,13 +223,22 @@ def _interrupt_me_when_parent_dies() -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
 
-def _stop(procs: dict[int, mp.process.BaseProcess], codes: dict[int, int]) -> None:
+def _stop(procs: dict[int, mp.process.BaseProcess], codes: dict[int, int], write: Callable[[str], None]) -> None:
+    """SIGINT to each worker, then wait for them: each records its trial and exits. One still
+    running after STOP_SECONDS is killed (its trial is then failed by the heartbeat and re-run
+    on resume) rather than holding the command forever; a second Ctrl-C kills them all."""
     for proc in procs.values():
         if proc.exitcode is None and proc.pid is not None:
             os.kill(proc.pid, signal.SIGINT)
+    give_up = time.monotonic() + STOP_SECONDS
     try:
         for index, proc in procs.items():
-            proc.join()
+            proc.join(max(0.0, give_up - time.monotonic()))
+            if proc.exitcode is None:
+                write(f"worker {index} did not stop within {STOP_SECONDS:.0f} s of Ctrl-C; killed it "
+                      "(its trial is failed and re-run on resume)")
+                proc.kill()
+                proc.join()
             codes[index] = proc.exitcode if proc.exitcode is not None else -1
     except KeyboardInterrupt:
         for index, proc in procs.items():

@@ -143,3 +143,32 @@ def test_the_data_flags_are_read_the_same_for_launch_and_train(fake_root: Path) 
     again, other = load_data(flags, seed=0), load_data(flags, seed=1)
     assert torch.equal(data.val_y, again.val_y)
     assert not torch.equal(data.train_x, other.train_x)  # the seed orders the split
+
+
+def _deaf_worker(ready: object) -> None:
+    """A worker stuck where SIGINT cannot reach it (a hung storage call, a C loop)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ready.set()  # type: ignore[attr-defined]
+    time.sleep(120)
+
+
+def test_a_worker_that_does_not_stop_after_ctrl_c_is_killed_after_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing as mp
+
+    from search import workers
+
+    monkeypatch.setattr(workers, "STOP_SECONDS", 1.0)
+    spawn = mp.get_context("spawn")
+    ready = spawn.Event()
+    proc = spawn.Process(target=_deaf_worker, args=(ready,))
+    proc.start()
+    assert ready.wait(60)  # SIGINT is now ignored there rather than fatal
+    codes: dict[int, int] = {}
+    lines: list[str] = []
+    started = time.monotonic()
+    workers._stop({0: proc}, codes, lines.append)
+    assert time.monotonic() - started < 30  # not the child's 120 s
+    assert codes == {0: -9}
+    assert lines and "worker 0 did not stop within 1 s" in lines[0]
