@@ -79,7 +79,11 @@ class SearchEnd:
       longer than its 9-minute share). A given --confirm-share fixes ``earliest == latest``;
     - it fits from no such moment: the phase could repeat nothing, so the search goes on to
       ``deadline`` (seen: a #1 that finished at minute 33 after a 15-minute run stopped the
-      search 12 minutes early for a phase that then had nothing to do).
+      search 12 minutes early for a phase that then had nothing to do);
+    - its repeats have begun (from ``earliest`` on, so in this launch): the phase began with
+      the first of them, so the other workers join it rather than search on to ``latest``
+      and leave #1's other repeats to run one after another. Repeats from an earlier launch
+      size nothing: ``latest``.
     """
 
     deadline: float
@@ -89,8 +93,13 @@ class SearchEnd:
     def at(self, trials: Sequence[FrozenTrial]) -> float:
         """The phase's start given the study's ``trials`` so far (it moves as #1 changes)."""
         best = candidates(trials, 1)
-        if not best or any(t.user_attrs.get(REPEAT_OF) == best[0].number for t in trials):
-            return self.latest  # nothing to size it by, or #1 is being confirmed already
+        if not best:
+            return self.latest  # nothing to size it by
+        repeats = [t for t in trials if t.user_attrs.get(REPEAT_OF) == best[0].number]
+        if repeats:  # #1 is being confirmed: nothing left to size by
+            first = min((t.datetime_start.timestamp() for t in repeats if t.datetime_start is not None),
+                        default=self.latest)
+            return min(first, self.latest) if first >= self.earliest else self.latest
         start = self.deadline - RUN_MARGIN * run_seconds(best[0])
         if start >= self.latest:
             return self.latest

@@ -65,6 +65,23 @@ def test_the_baseline_and_a_best_already_being_confirmed_do_not_move_the_start()
     assert END.at(confirming.get_trials()) == 800.0  # #1's repeats are under way: nothing to size
 
 
+@pytest.mark.parametrize(("repeat_started", "starts"), [
+    (600.0, 600.0),  # an early phase began with #1's first repeat: the other workers join it
+    (900.0, 800.0),  # a phase that began at its default time stays there
+    (100.0, 800.0),  # a repeat from an earlier launch (before half the budget) sizes nothing
+])
+def test_once_the_bests_repeats_began_in_this_launch_the_phase_began_with_them(
+    repeat_started: float, starts: float,
+) -> None:
+    study = _study((0.99, 300.0))  # #1's repeats need 330 s: the phase would start at 670 s
+    repeat = optuna.trial.create_trial(
+        params={"lr": 1e-3}, distributions=_DIST, value=0.985,
+        user_attrs={"config": TrainConfig(seed=1).to_dict(), REPEAT_OF: 0, REPEAT_SEED: 1})
+    repeat.datetime_start = datetime.datetime.fromtimestamp(repeat_started)
+    study.add_trial(repeat)
+    assert END.at(study.get_trials()) == pytest.approx(starts)
+
+
 @pytest.mark.parametrize(("run", "starts"), [
     (100.0, 800.0),  # fits the given share: there
     (300.0, 1000.0),  # does not: never stretched, and a phase would repeat nothing, so search on
